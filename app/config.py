@@ -1,0 +1,51 @@
+"""Settings read from the environment, in one place.
+
+Every process (API, worker, CLI) builds the same `Settings`, so a worker started by
+`terrafusion serve` and one started by hand agree on queue names, folders and URLs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:port/db; unset: embedded PostgreSQL in data_dir",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db; unset: embedded Redis in data_dir"
+    )
+    data_dir: Path = Field(default=Path(".terrafusion"), description="embedded servers' home")
+    results_dir: Path | None = Field(
+        default=None, description="where job files are written; default data_dir/results"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    queue_name: str = "terrafusion:queue"
+    events_channel: str = "terrafusion:events"
+    worker_max_jobs: int = Field(default=4, ge=1)
+    worker_metrics_port: int = Field(
+        default=9108, ge=0, description="worker's own /metrics port; 0 disables it"
+    )
+    job_timeout_seconds: int = Field(default=3600, ge=1)
+    progress_min_interval_seconds: float = Field(
+        default=0.2, ge=0, description="progress events closer together than this are merged"
+    )
+    max_parameters_bytes: int = Field(default=16_384, ge=256)
+
+    @property
+    def resolved_results_dir(self) -> Path:
+        return (self.results_dir or self.data_dir / "results").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

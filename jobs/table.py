@@ -1,0 +1,69 @@
+"""Columns every job table shares, written once.
+
+Each kind keeps its own table (the seeds' `report_jobs`, `market_analysis_jobs`, ...), so its
+typed columns stay real columns; what the lifecycle needs is mixed in here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any, ClassVar
+
+from sqlalchemy import DateTime, Float, Integer, String, Text, Uuid, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobMixin:
+    """Lifecycle columns. `id_column` keeps the seeds' primary-key names (report_id, job_id)."""
+
+    id_column: ClassVar[str] = "job_id"
+
+    @declared_attr
+    def id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(cls.id_column, Uuid, primary_key=True, default=uuid.uuid4)
+
+    county_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, server_default=JobStatus.PENDING)
+    message: Mapped[str | None] = mapped_column(Text)
+    parameters_json: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    version: Mapped[int] = mapped_column(
+        Integer, server_default=text("1"), doc="bumped on every change; orders events"
+    )
+    progress_percent: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    progress_step: Mapped[str | None] = mapped_column(String(64))
+    progress_processed: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    result_json: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+SHARED_COLUMNS = frozenset(JobMixin.__annotations__) | {"id"}
