@@ -1,0 +1,121 @@
+"""KML 2.2 (OGC 07-147r2), for Google Earth and for anyone without a GIS.
+
+One ``<Document>`` holding one ``<Folder>`` (the layer) with one ``<Placemark>`` per feature,
+streamed to disk as text. The Folder is what GDAL/QGIS read as the layer: a Document without
+any Placemark otherwise shows no layer at all, so an empty export would look broken. Per feature:
+
+* ``<name>`` is the feature's `name_field` value (the parcel id), which is what Google Earth
+  lists and labels (07-147r2 section 9.1.3.1 "kml:name").
+* every attribute is an ``<ExtendedData><Data name="..."><value>`` pair (section 9.3,
+  untyped data, which needs no ``<Schema>`` up front); a missing value is left out, which
+  readers report as null rather than as an empty string. ExtendedData precedes the geometry,
+  the element order the Placemark schema requires.
+* a Polygon is ``<outerBoundaryIs>`` plus one ``<innerBoundaryIs>`` per hole (section 10.8),
+  a MultiPolygon a ``<MultiGeometry>`` of Polygons (section 10.2). Coordinates are
+  ``lon,lat`` tuples separated by spaces (section 16.9), WGS 84 being KML's only CRS, with
+  exterior rings counter-clockwise as Google's KML reference asks for Polygons.
+* text goes through xml.sax.saxutils escaping, and characters XML 1.0 cannot carry at all
+  (C0 controls other than tab/newline/CR, lone surrogates, U+FFFE/U+FFFF) are removed, since
+  escaping cannot make them legal.
+
+Floats are written with repr, the shortest text that reads back as the same double.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, ClassVar
+from xml.sax.saxutils import escape, quoteattr
+
+import numpy as np
+import shapely
+
+from jobs.gis.writers.base import Field, StreamingWriter, Value, polygon_rings, text_value
+
+KML_NAMESPACE = "http://www.opengis.net/kml/2.2"
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    return escape(_XML_ILLEGAL.sub("", value))
+
+
+def _xml_attr(value: str) -> str:
+    return quoteattr(_XML_ILLEGAL.sub("", value))
+
+
+def _coordinates(ring: np.ndarray) -> str:
+    return " ".join(f"{x!r},{y!r}" for x, y in ring.tolist())
+
+
+def _polygon_kml(rings: list[np.ndarray]) -> str:
+    exterior, *holes = rings
+    inner = "".join(
+        f"<innerBoundaryIs><LinearRing><coordinates>{_coordinates(h)}</coordinates>"
+        "</LinearRing></innerBoundaryIs>"
+        for h in holes
+    )
+    return (
+        "<Polygon><outerBoundaryIs><LinearRing><coordinates>"
+        f"{_coordinates(exterior)}</coordinates></LinearRing></outerBoundaryIs>{inner}</Polygon>"
+    )
+
+
+class KMLWriter(StreamingWriter):
+    format_name: ClassVar[str] = "KML"
+    content_type: ClassVar[str] = "application/vnd.google-earth.kml+xml"  # IANA registration
+    extension: ClassVar[str] = "kml"
+    exterior_cw: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        directory: Path,
+        basename: str,
+        fields: Sequence[Field],
+        *,
+        name_field: str = "parcel_id",
+    ) -> None:
+        super().__init__(directory, basename, fields)
+        names = [f.name for f in self.fields]
+        self._name_index = names.index(name_field) if name_field in names else None
+        self._data_open = [f"<Data name={_xml_attr(name)}><value>" for name in names]
+        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="\n")
+        self._file.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<kml xmlns="{KML_NAMESPACE}">\n<Document>\n<name>{_xml_text(basename)}</name>\n'
+            f"<Folder>\n<name>{_xml_text(basename)}</name>\n"
+        )
+        self._file.flush()
+
+    def _write(self, geoms: np.ndarray, rows: list[list[Value]]) -> None:
+        chunks: list[str] = []
+        is_multi = (shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON).tolist()
+        for polygons, multi, row in zip(polygon_rings(geoms), is_multi, rows, strict=True):
+            parts = ["<Placemark>"]
+            if self._name_index is not None and row[self._name_index] is not None:
+                parts.append(f"<name>{_xml_text(text_value(row[self._name_index]))}</name>")
+            data = "".join(
+                f"{opening}{_xml_text(text_value(value))}</value></Data>"
+                for opening, value in zip(self._data_open, row, strict=True)
+                if value is not None
+            )
+            if data:
+                parts.append(f"<ExtendedData>{data}</ExtendedData>")
+            if polygons and not multi:
+                parts.append(_polygon_kml(polygons[0]))
+            elif polygons:
+                body = "".join(_polygon_kml(rings) for rings in polygons)
+                parts.append(f"<MultiGeometry>{body}</MultiGeometry>")
+            parts.append("</Placemark>\n")
+            chunks.append("".join(parts))
+        self._file.write("".join(chunks))
+        self._file.flush()
+
+    def _finish(self) -> None:
+        self._file.write("</Folder>\n</Document>\n</kml>\n")
+        self._file.close()
+
+    def _release(self) -> None:
+        self._file.close()
