@@ -1,0 +1,244 @@
+"""`terrafusion`: serve, worker, migrate, import, demo-data.
+
+Every command takes `--data-dir`; with DATABASE_URL / REDIS_URL unset it uses (and shares)
+the embedded servers of that folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.config import Settings
+from app.services import Services, open_services
+
+log = logging.getLogger("terrafusion")
+
+DEMO_COUNTY = "COUNTY01"
+DEMO_PARCELS = 20_000
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {"data_dir": Path(args.data_dir)}
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _progress_bar(label: str):  # type: ignore[no-untyped-def]
+    """A one-line progress bar on stderr for the importer's (done, total) callbacks."""
+
+    def show(done: int, total: int | None) -> None:
+        if total:
+            filled = int(30 * done / total)
+            bar = "#" * filled + "." * (30 - filled)
+            sys.stderr.write(f"\r{label} [{bar}] {done:,}/{total:,}")
+        else:
+            sys.stderr.write(f"\r{label} {done:,} rows")
+        sys.stderr.flush()
+
+    return show
+
+
+async def _with_engine(services: Services, work):  # type: ignore[no-untyped-def]
+    from app.db import create_engine
+
+    engine = create_engine(services.settings.database_url or "")
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.migrate import upgrade
+
+    services = open_services(_settings(args), redis=False)
+    upgrade(services.settings.database_url or "")
+    print("database is at the latest revision")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.importer import DataFileError, import_file
+    from app.migrate import upgrade
+
+    services = open_services(_settings(args), redis=False)
+    upgrade(services.settings.database_url or "")
+    try:
+        report = asyncio.run(
+            _with_engine(
+                services,
+                lambda engine: import_file(
+                    engine,
+                    args.kind,
+                    Path(args.file),
+                    args.county,
+                    progress=_progress_bar(f"{args.kind} {args.county}"),
+                ),
+            )
+        )
+    except DataFileError as exc:
+        sys.stderr.write(f"\nimport failed, nothing was written: {exc}\n")
+        return 1
+    sys.stderr.write("\n")
+    print(f"{report.kind}: {report.rows:,} rows loaded into county {report.county_id}")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from app.demo_data import load_demo_county
+    from app.migrate import upgrade
+
+    services = open_services(_settings(args), redis=False)
+    upgrade(services.settings.database_url or "")
+    report = asyncio.run(
+        _with_engine(
+            services,
+            lambda engine: load_demo_county(
+                engine, args.county, args.parcels, seed=args.seed, progress=_progress_bar("demo")
+            ),
+        )
+    )
+    sys.stderr.write("\n")
+    print(f"demo county {args.county}: {report}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from arq.worker import Worker
+
+    from jobs.worker import worker_settings
+
+    settings = _settings(args)
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": args.metrics_port})
+    services = open_services(settings)
+    try:
+        worker = Worker(**worker_settings(services.settings, burst=args.burst))
+        worker.run()
+    finally:
+        services.close()
+    return 0
+
+
+def _spawn_worker(services: Services, data_dir: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": services.settings.database_url or "",
+        "REDIS_URL": services.settings.redis_url or "",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker", "--data-dir", data_dir], env=env
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.migrate import upgrade
+
+    settings = _settings(args).model_copy(update={"host": args.host, "port": args.port})
+    services = open_services(settings)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        upgrade(services.settings.database_url or "")
+        if not args.no_demo:
+            _load_demo_if_empty(services)
+        if not args.no_worker:
+            worker = _spawn_worker(services, args.data_dir)
+        print(
+            f"TerraFusion Jobs: GraphiQL at http://{args.host}:{args.port}/graphql",
+            flush=True,
+        )
+        uvicorn.run(create_app(services.settings), host=args.host, port=args.port, log_level="info")
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        services.close()
+    return 0
+
+
+def _load_demo_if_empty(services: Services) -> None:
+    from sqlalchemy import func, select
+
+    from app.demo_data import load_demo_county
+    from app.models import Parcel
+
+    async def load(engine) -> None:  # type: ignore[no-untyped-def]
+        async with engine.connect() as conn:
+            parcels = await conn.scalar(select(func.count()).select_from(Parcel))
+        if parcels:
+            return
+        log.info("empty database: loading demo county %s", DEMO_COUNTY)
+        await load_demo_county(engine, DEMO_COUNTY, DEMO_PARCELS)
+
+    asyncio.run(_with_engine(services, load))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="terrafusion", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument(
+            "--data-dir",
+            default=os.environ.get("DATA_DIR", ".terrafusion"),
+            help="folder for embedded servers and result files (default ./.terrafusion)",
+        )
+        return p
+
+    serve = command("serve", "run the API (and a worker), embedded servers if no URLs are set")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="run the API only")
+    serve.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    serve.set_defaults(run=cmd_serve)
+
+    worker = command("worker", "run a job worker")
+    worker.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(run=cmd_worker)
+
+    command("migrate", "bring the database schema to the latest revision").set_defaults(
+        run=cmd_migrate
+    )
+
+    imp = command("import", "load a county data file (CSV, or GeoJSON for parcels)")
+    imp.add_argument("kind", choices=["parcels", "sales", "assessments"])
+    imp.add_argument("file")
+    imp.add_argument("--county", required=True)
+    imp.set_defaults(run=cmd_import)
+
+    demo = command("demo-data", "generate and load a synthetic county")
+    demo.add_argument("--county", default=DEMO_COUNTY)
+    demo.add_argument("--parcels", type=int, default=DEMO_PARCELS)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(run=cmd_demo_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        return int(args.run(args))
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Reads of the county tables that validation and the `counties` query share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Assessment, Parcel, Sale
+from jobs.spec import BadInput
+
+
+@dataclass(frozen=True)
+class CountySummary:
+    county_id: str
+    parcel_count: int
+    sale_count: int
+    first_sale_date: dt.date | None
+    last_sale_date: dt.date | None
+    tax_years: list[int]
+
+
+async def county_summaries(session: AsyncSession) -> list[CountySummary]:
+    parcels = dict(
+        (
+            await session.execute(select(Parcel.county_id, func.count()).group_by(Parcel.county_id))
+        ).all()
+    )
+    sales = {
+        county: (count, first, last)
+        for county, count, first, last in (
+            await session.execute(
+                select(
+                    Sale.county_id, func.count(), func.min(Sale.sale_date), func.max(Sale.sale_date)
+                ).group_by(Sale.county_id)
+            )
+        ).all()
+    }
+    years: dict[str, list[int]] = {}
+    for county, year in (
+        await session.execute(
+            select(Assessment.county_id, Assessment.tax_year)
+            .distinct()
+            .order_by(Assessment.county_id, Assessment.tax_year)
+        )
+    ).all():
+        years.setdefault(county, []).append(year)
+    summaries = []
+    for county in sorted(set(parcels) | set(sales) | set(years)):
+        count, first, last = sales.get(county, (0, None, None))
+        summaries.append(
+            CountySummary(county, parcels.get(county, 0), count, first, last, years.get(county, []))
+        )
+    return summaries
+
+
+async def require_county(session: AsyncSession, county_id: str, field: str = "countyId") -> None:
+    """Reject a county with no parcels, listing the counties that have data."""
+    found = await session.scalar(select(Parcel.id).where(Parcel.county_id == county_id).limit(1))
+    if found is not None:
+        return
+    known = (
+        await session.scalars(select(Parcel.county_id).distinct().order_by(Parcel.county_id))
+    ).all()
+    listed = ", ".join(known) if known else "none (import data with `terrafusion import`)"
+    raise BadInput(field, f"unknown county {county_id!r}; counties with data: {listed}")
+
+
+async def require_tax_year(
+    session: AsyncSession, county_id: str, tax_year: int | None, field: str = "parameters.tax_year"
+) -> int:
+    """The tax year asked for, or the latest assessed one; it must have assessments."""
+    years = (
+        await session.scalars(
+            select(Assessment.tax_year)
+            .where(Assessment.county_id == county_id)
+            .distinct()
+            .order_by(Assessment.tax_year)
+        )
+    ).all()
+    if not years:
+        raise BadInput("countyId", f"county {county_id!r} has no assessments; import some first")
+    if tax_year is None:
+        return years[-1]
+    if tax_year not in years:
+        raise BadInput(
+            field,
+            f"no assessments for tax year {tax_year} in {county_id}; tax years: "
+            + ", ".join(map(str, years)),
+        )
+    return tax_year
+
+
+async def require_parcel(
+    session: AsyncSession, county_id: str, parcel_id: str, field: str = "propertyId"
+) -> None:
+    found = await session.scalar(
+        select(Parcel.id).where(Parcel.county_id == county_id, Parcel.parcel_id == parcel_id)
+    )
+    if found is None:
+        raise BadInput(field, f"no parcel {parcel_id!r} in county {county_id!r}")

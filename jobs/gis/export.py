@@ -1,0 +1,145 @@
+"""A GIS export: the county's parcels that intersect an area, streamed to a file.
+
+Parcels are read through a server-side cursor in batches; the indexed bbox columns
+prefilter in SQL and shapely decides exact intersection, batch by batch, so memory stays
+flat however many parcels the county has.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+from sqlalchemy import Text, and_, cast, func, select
+from sqlalchemy.orm import aliased
+
+from app.models import Assessment, Parcel, Sale
+from jobs.context import RunContext
+from jobs.county_data import require_tax_year
+from jobs.gis.area import parse_area_of_interest
+from jobs.gis.writers import Field, open_writer
+
+if TYPE_CHECKING:
+    from jobs.kinds.gis_export import GisExportParams
+
+PARCEL_FIELDS = (
+    Field("parcel_id", "str"),
+    Field("address", "str"),
+    Field("zip_code", "str"),
+    Field("neighborhood", "str"),
+    Field("property_class", "str"),
+    Field("year_built", "int"),
+    Field("living_area_sqft", "float"),
+    Field("lot_size_sqft", "float"),
+    Field("bedrooms", "int"),
+    Field("bathrooms", "float"),
+)
+ASSESSMENT_FIELDS = (
+    Field("tax_year", "int"),
+    Field("land_value", "float"),
+    Field("improvement_value", "float"),
+    Field("assessed_value", "float"),
+)
+SALE_FIELDS = (Field("last_sale_date", "date"), Field("last_sale_price", "float"))
+
+
+async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
+    layers: list[str] = ctx.columns["layers"]
+    area = parse_area_of_interest(ctx.columns["area_of_interest"])
+    await ctx.progress("selecting parcels", percent=2)
+    fields: list[Field] = [PARCEL_FIELDS[0]]
+    columns: list[Any] = [Parcel.parcel_id]
+    if "parcels" in layers:
+        fields += PARCEL_FIELDS[1:]
+        columns += [getattr(Parcel, f.name) for f in PARCEL_FIELDS[1:]]
+    query_filters = [Parcel.county_id == ctx.county_id]
+    if area is not None:
+        min_lon, min_lat, max_lon, max_lat = area.bbox
+        query_filters += [
+            Parcel.max_lon >= min_lon,
+            Parcel.min_lon <= max_lon,
+            Parcel.max_lat >= min_lat,
+            Parcel.min_lat <= max_lat,
+        ]
+    async with ctx.sessions() as session:
+        query = select(*columns, cast(Parcel.geometry, Text).label("geojson")).where(*query_filters)
+        if "assessments" in layers:
+            tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
+            fields += ASSESSMENT_FIELDS
+            query = query.add_columns(
+                Assessment.tax_year,
+                Assessment.land_value,
+                Assessment.improvement_value,
+                Assessment.assessed_value,
+            ).outerjoin(
+                Assessment,
+                and_(
+                    Assessment.county_id == Parcel.county_id,
+                    Assessment.parcel_id == Parcel.parcel_id,
+                    Assessment.tax_year == tax_year,
+                ),
+            )
+        if "sales" in layers:
+            fields += SALE_FIELDS
+            latest = (
+                select(
+                    Sale.parcel_id,
+                    Sale.sale_date,
+                    Sale.sale_price,
+                    func.row_number()
+                    .over(partition_by=Sale.parcel_id, order_by=Sale.sale_date.desc())
+                    .label("rank"),
+                )
+                .where(Sale.county_id == ctx.county_id, Sale.arms_length.is_(True))
+                .subquery()
+            )
+            last = aliased(latest)
+            query = query.add_columns(last.c.sale_date, last.c.sale_price).outerjoin(
+                last, and_(last.c.parcel_id == Parcel.parcel_id, last.c.rank == 1)
+            )
+        total = await session.scalar(select(func.count()).where(*query_filters)) or 0
+        ctx.job_dir.mkdir(parents=True, exist_ok=True)
+        names = [f.name for f in fields]
+        scanned = 0
+        stream = await session.stream(
+            query.order_by(Parcel.parcel_id).execution_options(yield_per=params.batch_size)
+        )
+        # Leaving the block without close() (a failure, a cancel) removes the partial file.
+        with open_writer(
+            ctx.columns["export_format"], ctx.job_dir, f"parcels_{ctx.county_id}", fields
+        ) as writer:
+            async for rows in stream.partitions(params.batch_size):
+                geometries = shapely.from_geojson(
+                    np.array([row.geojson for row in rows], dtype=object)
+                )
+                keep = area.intersects(geometries) if area is not None else np.ones(len(rows), bool)
+                records = [
+                    dict(zip(names, _reorder(row), strict=True))
+                    for row, kept in zip(rows, keep, strict=True)
+                    if kept
+                ]
+                writer.write_batch(geometries[keep], records)
+                scanned += len(rows)
+                await ctx.progress(
+                    "writing features",
+                    processed=scanned,
+                    total=total,
+                    percent=5 + 90 * scanned / max(total, 1),
+                )
+            written = writer.close()
+    ctx.files.append(written.path)
+    return {
+        "file": ctx.result_file(written.path, written.content_type, written.row_count),
+        "record_count": written.row_count,
+        "bbox": list(written.bbox) if written.bbox else None,
+        "crs": "EPSG:4326",
+        "field_names": written.field_names,
+    }
+
+
+def _reorder(row: Any) -> tuple[Any, ...]:
+    """Row values in field order: the geometry column sits between the parcel and joined ones."""
+    values = tuple(row)
+    geometry_at = row._fields.index("geojson")
+    return values[:geometry_at] + values[geometry_at + 1 :]

@@ -1,0 +1,74 @@
+"""ReportJob: sales ratio studies and assessment rolls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import String
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.config import Settings
+from app.models import Base
+from jobs.county_data import require_county, require_tax_year
+from jobs.params import Params, SalesSelection
+from jobs.reports import assessment_roll, sales_ratio_study
+from jobs.spec import JobKind, KindSpec, ValidatedInput
+from jobs.table import JobMixin
+from jobs.variants import Variant, Variants
+
+GroupBy = Literal["none", "property_class", "neighborhood", "zip_code"]
+
+
+class ReportJobRow(JobMixin, Base):
+    __tablename__ = "report_jobs"
+    id_column = "report_id"
+
+    report_type: Mapped[str] = mapped_column(String(64))
+
+
+class SalesRatioStudyParams(SalesSelection):
+    tax_year: int | None = Field(default=None, ge=1800, le=2200)
+    group_by: GroupBy = "none"
+    trim: Literal["iqr", "none"] = "iqr"
+    iqr_factor: float = Field(default=1.5, gt=0, le=10)
+
+
+class AssessmentRollParams(Params):
+    tax_year: int | None = Field(default=None, ge=1800, le=2200)
+
+
+REPORT_TYPES = Variants(
+    field="reportType",
+    column="report_type",
+    choices={
+        "sales_ratio_study": Variant(SalesRatioStudyParams, sales_ratio_study.run),
+        "assessment_roll": Variant(AssessmentRollParams, assessment_roll.run),
+    },
+)
+
+
+async def validate(
+    session: AsyncSession, raw: Mapping[str, Any], settings: Settings
+) -> ValidatedInput:
+    report_type, params = REPORT_TYPES.parse(raw, settings)
+    county_id = raw["county_id"]
+    await require_county(session, county_id)
+    await require_tax_year(session, county_id, getattr(params, "tax_year", None))
+    return ValidatedInput(
+        county_id=county_id,
+        parameters=params.model_dump(mode="json"),
+        columns={"report_type": report_type},
+    )
+
+
+SPEC = KindSpec(
+    kind=JobKind.REPORT,
+    model=ReportJobRow,
+    metric_prefix="report",
+    type_label="report_type",
+    validate=validate,
+    compute=REPORT_TYPES.compute,
+)

@@ -1,0 +1,109 @@
+"""ValuationJob: market value of one parcel, or of every parcel of a county."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import BigInteger, Float, ForeignKey, String, Uuid
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.config import Settings
+from app.models import Base
+from jobs.context import RunContext
+from jobs.county_data import require_county, require_parcel
+from jobs.params import Params, parse_params
+from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
+from jobs.stats.valuation import minimum_sales
+from jobs.table import JobMixin
+from jobs.valuation import county, single_parcel
+from jobs.valuation.data import sales_profile
+
+
+class ValuationJobRow(JobMixin, Base):
+    __tablename__ = "valuation_jobs"
+
+    property_id: Mapped[str | None] = mapped_column(String(64))
+    valuation_method: Mapped[str] = mapped_column(String(32))
+    estimated_value: Mapped[float | None] = mapped_column(Float)
+
+
+class ParcelValuation(Base):
+    """One parcel's value from a county-wide valuation job."""
+
+    __tablename__ = "valuations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("valuation_jobs.job_id", ondelete="CASCADE"), index=True
+    )
+    county_id: Mapped[str] = mapped_column(String(64))
+    parcel_id: Mapped[str] = mapped_column(String(64))
+    estimated_value: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+
+
+class ValuationParams(Params):
+    method: Literal["hedonic", "comparables"] = "hedonic"
+    valuation_date: dt.date | None = None
+    k: int = Field(default=6, ge=1, le=50)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
+
+
+async def validate(
+    session: AsyncSession, raw: Mapping[str, Any], settings: Settings
+) -> ValidatedInput:
+    params = parse_params(
+        ValuationParams, raw.get("parameters"), max_bytes=settings.max_parameters_bytes
+    )
+    county_id = raw["county_id"]
+    await require_county(session, county_id)
+    property_id = raw.get("property_id")
+    if property_id is not None:
+        await require_parcel(session, county_id, property_id)
+    elif params.method == "comparables":
+        raise BadInput(
+            "parameters.method",
+            "comparables values one parcel: give propertyId, or use hedonic for a whole county",
+        )
+    sales, classes, neighborhoods = await sales_profile(session, county_id)
+    # Design columns: 7 dense terms plus one dummy per class and neighbourhood but the first.
+    needed = minimum_sales(7 + max(classes - 1, 0) + max(neighborhoods - 1, 0))
+    if sales < needed:
+        raise BadInput(
+            "countyId",
+            f"{county_id} has {sales} arm's-length sales; "
+            f"a valuation model needs at least {needed}",
+        )
+    return ValidatedInput(
+        county_id=county_id,
+        parameters=params.model_dump(mode="json"),
+        columns={"property_id": property_id, "valuation_method": params.method},
+    )
+
+
+async def compute(ctx: RunContext) -> dict[str, Any]:
+    params = ValuationParams(**ctx.parameters)
+    if ctx.columns["property_id"] is None:
+        return await county.run(ctx, params)
+    return await single_parcel.run(ctx, params)
+
+
+def result_columns(result: dict[str, Any]) -> dict[str, Any]:
+    return {"estimated_value": result.get("estimated_value")}
+
+
+SPEC = KindSpec(
+    kind=JobKind.VALUATION,
+    model=ValuationJobRow,
+    metric_prefix="valuation",
+    type_label="valuation_method",
+    validate=validate,
+    compute=compute,
+    result_columns=result_columns,
+)

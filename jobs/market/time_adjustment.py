@@ -1,0 +1,65 @@
+"""Time adjustment: monthly factors that bring sale prices to a valuation date."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jobs.context import RunContext
+from jobs.files import write_csv
+from jobs.market.selection import load_selected_sales
+from jobs.spec import JobFailure
+from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
+
+if TYPE_CHECKING:
+    from jobs.kinds.market_analysis import TimeAdjustmentParams
+
+
+async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
+    sales = await load_selected_sales(ctx, params)
+    # Without a date asked for, adjust to the latest sale: the market the data can speak for.
+    valuation_date = params.valuation_date or sales.sale_date.max().astype(object)
+    try:
+        adjustment = time_adjustment_factors(
+            sales.sale_date, sales.sale_price, valuation_date, params.method
+        )
+    except InsufficientSalesError as exc:
+        raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
+    await ctx.progress("writing files", percent=80)
+    factors = [
+        {"month": m, "index": i, "factor": f, "sales_volume": c}
+        for m, i, f, c in zip(
+            adjustment.months,
+            adjustment.index,
+            adjustment.factors,
+            adjustment.sales_count,
+            strict=True,
+        )
+    ]
+    path = ctx.new_file("time_adjustment.csv")
+    rows = write_csv(
+        path,
+        ["month", "index", "factor", "sales_volume"],
+        ([f["month"], f["index"], f["factor"], f["sales_volume"]] for f in factors),
+    )
+    trend = adjustment.trend
+    return {
+        "trends": [],
+        "annual_trend_percent": trend.annual_trend_pct if trend else None,
+        "annual_trend_ci": (
+            {"lower": trend.ci_low_pct, "upper": trend.ci_high_pct, "level": trend.level}
+            if trend
+            else None
+        ),
+        "time_adjustment": {
+            "valuation_date": adjustment.valuation_date.isoformat(),
+            "method": adjustment.method,
+            "factors": factors,
+            "median_sale_price": float(np.median(sales.sale_price)),
+            "adjusted_median_sale_price": adjustment.adjusted_median_price,
+            "sales_count": adjustment.n_sales,
+        },
+        "files": [ctx.result_file(path, "text/csv", rows)],
+        "summary": {"sales": len(sales), "valuation_month": adjustment.valuation_month},
+    }

@@ -1,0 +1,17 @@
+"""The job kinds, one line each."""
+
+from __future__ import annotations
+
+from jobs.kinds import gis_export, market_analysis, report, valuation
+from jobs.spec import JobKind, KindSpec
+
+KINDS: dict[JobKind, KindSpec] = {
+    JobKind.REPORT: report.SPEC,
+    JobKind.MARKET_ANALYSIS: market_analysis.SPEC,
+    JobKind.GIS_EXPORT: gis_export.SPEC,
+    JobKind.VALUATION: valuation.SPEC,
+}
+
+
+def metric_kinds() -> list[tuple[str, str, str]]:
+    return [(spec.kind.value, spec.metric_prefix, spec.type_label) for spec in KINDS.values()]

@@ -1,0 +1,125 @@
+"""Value one parcel: a hedonic estimate, or reconciled comparable sales."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from jobs.context import RunContext
+from jobs.files import write_csv
+from jobs.spec import JobFailure
+from jobs.stats.valuation import InsufficientSales, fit_hedonic, select_comparables
+from jobs.valuation.data import load_parcels, load_sales
+
+if TYPE_CHECKING:
+    from jobs.kinds.valuation import ValuationParams
+
+
+def valuation_date(params: ValuationParams) -> dt.date:
+    return params.valuation_date or dt.date.today()
+
+
+async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
+    parcel_id = ctx.columns["property_id"]
+    as_of = valuation_date(params)
+    await ctx.progress("loading sales", percent=5)
+    async with ctx.sessions() as session:
+        subject = await load_parcels(session, ctx.county_id, parcel_id)
+        sales = await load_sales(session, ctx.county_id)
+    if len(subject.parcel_id) != 1:
+        raise JobFailure("UNKNOWN_PARCEL", f"parcel {parcel_id} is no longer in {ctx.county_id}")
+    await ctx.progress("fitting model", processed=len(sales.sale_price), percent=30)
+    try:
+        model = fit_hedonic(sales.features, sales.sale_price, sales.sale_date, as_of)
+    except InsufficientSales as exc:
+        raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
+    await ctx.progress("valuing parcel", percent=70)
+    result: dict[str, Any] = {
+        "method": params.method,
+        "valuation_date": as_of.isoformat(),
+        "parcels_valued": 1,
+        "model": model.summary(),
+    }
+    if params.method == "hedonic":
+        prediction = model.predict(subject.features)
+        result.update(
+            estimated_value=float(prediction.estimate[0]),
+            interval={
+                "lower": float(prediction.lower[0]),
+                "upper": float(prediction.upper[0]),
+                "level": prediction.level,
+            },
+        )
+    else:
+        chosen = select_comparables(
+            subject.features,
+            sales.features,
+            sales.sale_price,
+            sales.sale_date,
+            k=params.k,
+            valuation_date=as_of,
+            model=model,
+        )
+        comparables = [
+            {
+                "parcel_id": str(sales.parcel_id[i]),
+                "sale_date": str(sales.sale_date[i]),
+                "sale_price": float(sales.sale_price[i]),
+                "adjusted_price": float(adjusted),
+                "distance": float(distance),
+            }
+            for i, adjusted, distance in zip(
+                chosen.indices, chosen.adjusted_prices, chosen.distances, strict=True
+            )
+        ]
+        result.update(
+            estimated_value=chosen.estimate,
+            interval=(
+                {"lower": chosen.lower, "upper": chosen.upper, "level": chosen.level}
+                if chosen.lower == chosen.lower
+                else None
+            ),
+            comparables=comparables,
+        )
+    await ctx.progress("writing files", percent=90)
+    path = ctx.new_file("valuation.csv")
+    header = ["parcel_id", "valuation_date", "method", "estimated_value", "lower", "upper"]
+    interval = result.get("interval") or {}
+    rows = write_csv(
+        path,
+        header,
+        [
+            [
+                parcel_id,
+                as_of,
+                params.method,
+                result["estimated_value"],
+                interval.get("lower"),
+                interval.get("upper"),
+            ]
+        ],
+    )
+    files = [ctx.result_file(path, "text/csv", rows)]
+    if params.method == "comparables":
+        comp_path = ctx.new_file("comparables.csv")
+        comp_rows = write_csv(
+            comp_path,
+            ["parcel_id", "sale_date", "sale_price", "adjusted_price", "distance"],
+            (
+                [
+                    c[key]
+                    for key in (
+                        "parcel_id",
+                        "sale_date",
+                        "sale_price",
+                        "adjusted_price",
+                        "distance",
+                    )
+                ]
+                for c in result["comparables"]
+            ),
+        )
+        files.append(ctx.result_file(comp_path, "text/csv", comp_rows))
+    result["files"] = files
+    result["summary"] = {"parcel_id": parcel_id, "sales_used": len(sales.sale_price)}
+    return result

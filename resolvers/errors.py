@@ -1,0 +1,28 @@
+"""Domain errors as GraphQL errors with the contract's `extensions.code`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from graphql import GraphQLError
+
+from jobs.lifecycle import InvalidJobState, JobNotFound
+from jobs.spec import BadInput
+
+
+def user_error(message: str, code: str, **extensions: object) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+@contextmanager
+def client_errors() -> Iterator[None]:
+    """Turn the lifecycle's refusals into errors a client can act on."""
+    try:
+        yield
+    except BadInput as exc:
+        raise user_error(str(exc), "BAD_USER_INPUT", field=exc.field) from None
+    except JobNotFound as exc:
+        raise user_error(f"no job with id {exc}", "NOT_FOUND") from None
+    except InvalidJobState as exc:
+        raise user_error(str(exc), "INVALID_JOB_STATE") from None

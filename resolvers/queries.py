@@ -1,0 +1,103 @@
+"""Queries: thin calls into the lifecycle and the county data."""
+
+import strawberry
+
+from jobs.county_data import county_summaries
+from jobs.lifecycle import parse_job_id
+from jobs.listing import list_jobs
+from jobs.spec import JobKind
+from jobs.table import JobStatus
+from resolvers.context import Info
+from resolvers.errors import client_errors
+from schema.county import County
+from schema.gis_export import GisExportJob
+from schema.job import Job
+from schema.job_types import job_from_snapshot
+from schema.market_analysis import MarketAnalysisJob
+from schema.report import ReportJob
+from schema.valuation import ValuationJob
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class JobEdge:
+    cursor: str
+    node: Job
+
+
+@strawberry.type
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+async def _job(info: Info, id: strawberry.ID, kind: JobKind | None = None) -> Job | None:
+    with client_errors():
+        job_id = parse_job_id(id)
+    snap = await info.context.lifecycle.get(job_id, kind)
+    return job_from_snapshot(snap) if snap else None
+
+
+def _job_of_kind(kind: JobKind):  # type: ignore[no-untyped-def]
+    async def resolve(info: Info, id: strawberry.ID) -> Job | None:
+        return await _job(info, id, kind)
+
+    return resolve
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A job of any kind by id; null when there is none.")
+    async def job(self, info: Info, id: strawberry.ID) -> Job | None:
+        return await _job(info, id)
+
+    report_job: ReportJob | None = strawberry.field(resolver=_job_of_kind(JobKind.REPORT))
+    market_analysis_job: MarketAnalysisJob | None = strawberry.field(
+        resolver=_job_of_kind(JobKind.MARKET_ANALYSIS)
+    )
+    gis_export_job: GisExportJob | None = strawberry.field(
+        resolver=_job_of_kind(JobKind.GIS_EXPORT)
+    )
+    valuation_job: ValuationJob | None = strawberry.field(resolver=_job_of_kind(JobKind.VALUATION))
+
+    @strawberry.field(description="Jobs newest first, filtered; Relay cursor pagination.")
+    async def jobs(
+        self,
+        info: Info,
+        kind: JobKind | None = None,
+        status: JobStatus | None = None,
+        county_id: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> JobConnection:
+        with client_errors():
+            page = await list_jobs(
+                info.context.sessions,
+                kind=kind,
+                status=status,
+                county_id=county_id,
+                first=first,
+                after=after,
+            )
+        edges = [
+            JobEdge(cursor=cursor, node=job_from_snapshot(snap))
+            for snap, cursor in zip(page.snapshots, page.cursors, strict=True)
+        ]
+        return JobConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if edges else None
+            ),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field(description="Counties with data, and what data, to find valid job inputs.")
+    async def counties(self, info: Info) -> list[County]:
+        async with info.context.sessions() as session:
+            return [County(**vars(c)) for c in await county_summaries(session)]

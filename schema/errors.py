@@ -1,0 +1,46 @@
+"""Every error a client sees carries an `extensions.code`, and none leaks internals.
+
+Errors raised on purpose already have a code. GraphQL's own validation and variable
+coercion errors (a missing required field, a string where an Int goes) are the client's
+input, so they become BAD_USER_INPUT with graphql-core's message, which names the field.
+Anything else is a bug or an outage: the client gets a reference to quote, the log gets
+the traceback under the same reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import strawberry
+from graphql import GraphQLError
+from graphql.error import GraphQLSyntaxError
+from strawberry.types import ExecutionContext
+
+log = logging.getLogger("terrafusion.graphql")
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            extensions = dict(error.extensions or {})
+            if "code" in extensions:
+                error.extensions = extensions
+                continue
+            original = error.original_error
+            if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
+                extensions["code"] = "GRAPHQL_PARSE_FAILED"
+            elif original is None or (
+                isinstance(original, GraphQLError) and original.original_error is None
+            ):
+                extensions["code"] = "BAD_USER_INPUT"
+            else:
+                reference = uuid.uuid4().hex[:12]
+                log.error("internal error ref=%s", reference, exc_info=original)
+                extensions["code"] = "INTERNAL_SERVER_ERROR"
+                extensions["reference"] = reference
+                error.message = f"internal server error (reference {reference})"
+                error.original_error = None
+            error.extensions = extensions

@@ -1,0 +1,91 @@
+"""The Job interface, its enums and the types every kind shares."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Self
+
+import strawberry
+from strawberry.scalars import JSON
+
+from jobs.spec import JobKind
+from jobs.table import JobStatus
+from schema.convert import build, build_object
+
+strawberry.enum(JobKind, name="JobKind")
+strawberry.enum(JobStatus, name="JobStatus")
+
+
+@strawberry.type
+class JobProgress:
+    percent: float
+    step: str | None = None
+    processed: int | None = None
+    total: int | None = None
+
+
+@strawberry.type
+class JobError:
+    code: str
+    message: str
+
+
+@strawberry.type(description="A two-sided interval, e.g. a 95% confidence interval.")
+class Interval:
+    lower: float
+    upper: float
+    level: float
+
+
+@strawberry.type(description="A file a job wrote; download it from `url` with the same token.")
+class ResultFile:
+    name: str
+    url: str
+    content_type: str
+    size_bytes: int
+    row_count: int | None = None
+
+
+@strawberry.interface
+class Job:
+    id: strawberry.ID
+    kind: JobKind
+    county_id: str
+    status: JobStatus
+    message: str | None
+    progress: JobProgress | None
+    parameters: JSON | None
+    priority: int
+    attempts: int
+    version: int = strawberry.field(
+        description="Increases with every change; a client can drop events older than it has."
+    )
+    error: JobError | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, Any]) -> Self:
+        """Fill the shared fields from the snapshot, and the kind's own from `fields`/`result`."""
+        values = {**snap["fields"], **snap, "result": snap["result"]}
+        values.pop("fields")
+        obj = build_object(cls, values)
+        return obj  # type: ignore[no-any-return]
+
+
+JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))  # type: ignore[arg-type]
+
+__all__ = [
+    "JSON",
+    "Interval",
+    "Job",
+    "JobError",
+    "JobKind",
+    "JobProgress",
+    "JobStatus",
+    "ResultFile",
+    "build",
+]

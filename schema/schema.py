@@ -1,0 +1,32 @@
+"""The assembled GraphQL schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import strawberry
+
+from resolvers.mutations import Mutation
+from resolvers.queries import Query
+from resolvers.subscriptions import Subscription
+from schema.errors import Schema
+from schema.job_types import JOB_TYPES
+
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+
+
+def build_schema() -> strawberry.Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=list(JOB_TYPES.values()),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"
+
+
+if __name__ == "__main__":
+    SDL_PATH.write_text(export_sdl())
