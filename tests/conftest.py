@@ -1,0 +1,199 @@
+"""Fixtures: real PostgreSQL and Redis, a real uvicorn server, a real arq worker.
+
+TEST_DATABASE_URL / TEST_REDIS_URL name servers to use (this team's machines run both);
+unset, embedded ones are started in a temporary folder. Each test run gets a database of
+its own, every test starts from empty tables, and every test gets its own queue and event
+channel names, so nothing leaks between tests or into other users of a shared Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import uvicorn
+from arq.worker import Worker
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from app.config import Settings
+from app.db import create_engine
+from app.embedded import EmbeddedPostgres, EmbeddedRedis
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Base
+from jobs.worker import worker_settings
+from tests.builders import load_small_county
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="tf-test-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server URL: TEST_DATABASE_URL's, or an embedded one stopped at the end."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(data_dir / "pg", database="postgres")
+    yield server.url
+    server.stop()
+
+
+async def _admin(url: str, sql: str) -> None:
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.host or parsed.query.get("host"),
+        port=parsed.port,
+        database=parsed.database,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, migrated database for this test run, dropped afterwards."""
+    server = postgres_server
+    name = f"tf_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_dir: Path) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(data_dir).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    prefix = f"tf-test:{uuid.uuid4().hex[:10]}"
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path,
+        results_dir=tmp_path / "results",
+        queue_name=f"{prefix}:queue",
+        events_channel=f"{prefix}:events",
+        worker_metrics_port=0,
+        progress_min_interval_seconds=0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def session_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def engine(session_engine: AsyncEngine) -> AsyncEngine:
+    """The test database with every table emptied."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with session_engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return session_engine
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url or "", decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{settings.queue_name}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def county(engine: AsyncEngine) -> str:
+    """A small synthetic county, loaded through the importer's COPY path."""
+    return await load_small_county(engine)
+
+
+class RunningApp:
+    def __init__(self, app: Starlette, port: int) -> None:
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
+
+
+@pytest.fixture
+async def app_server(settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
+    """The real ASGI app under uvicorn on a free loopback port."""
+    port = _free_port()
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield RunningApp(app, port)
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=15)
+
+
+class WorkerControl:
+    """Start a real arq worker on the test's queue when the test is ready for it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker: Worker | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Worker:
+        self.worker = Worker(**worker_settings(self.settings, handle_signals=False))
+        self.task = asyncio.create_task(self.worker.async_run())
+        return self.worker
+
+    async def stop(self) -> None:
+        if self.worker is None or self.task is None:
+            return
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.worker.close()
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[WorkerControl]:
+    control = WorkerControl(settings)
+    yield control
+    await control.stop()
