@@ -36,9 +36,11 @@ from jobs.stats.ratio import (
     student_t_quantile,
 )
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# A copy of shared/reference (the IAAO worked examples as published in assesspy's fixtures),
+# kept in the repo so the checks never skip for want of a sibling folder.
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
-# Published IAAO figures (shared/reference/README.md): table -> (COD, PRD, PRB).
+# Published IAAO figures (tests/reference/README.md): table -> (COD, PRD, PRB).
 PUBLISHED = {
     "1_1": (29.8, 0.98, 0.232),
     "1_4": (14.5, 0.98, 0.135),
@@ -88,11 +90,7 @@ ASSESSPY = {
 
 
 def _load_table(name: str) -> tuple[np.ndarray, np.ndarray]:
-    if not REFERENCE_DIR.is_dir():
-        pytest.skip(f"IAAO reference tables not found at {REFERENCE_DIR} (shared/ not checked out)")
     path = REFERENCE_DIR / f"iaao_table_{name}.csv"
-    if not path.is_file():
-        pytest.skip(f"IAAO reference table {path.name} missing from {REFERENCE_DIR}")
     with path.open() as fh:
         header = fh.readline().strip().split(",")
     assert header == ["assessed_value", "sale_price"]
