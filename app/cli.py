@@ -15,8 +15,9 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
 from app.services import Services, open_services
@@ -113,20 +114,27 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from arq.worker import Worker
-
-    from jobs.worker import worker_settings
+    from jobs.worker import run_worker
 
     settings = _settings(args)
     if args.metrics_port is not None:
         settings = settings.model_copy(update={"worker_metrics_port": args.metrics_port})
     services = open_services(settings)
     try:
-        worker = Worker(**worker_settings(services.settings, burst=args.burst))
-        worker.run()
+        asyncio.run(_until_signalled(run_worker(services.settings, burst=args.burst)))
     finally:
         services.close()
     return 0
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work`; SIGTERM or SIGINT cancels it, so running jobs are handed back cleanly."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _spawn_worker(services: Services, data_dir: str) -> subprocess.Popen[bytes]:

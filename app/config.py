@@ -40,6 +40,24 @@ class Settings(BaseSettings):
         default=0.2, ge=0, description="progress events closer together than this are merged"
     )
     max_parameters_bytes: int = Field(default=16_384, ge=256)
+    max_attempts: int = Field(
+        default=3, ge=1, description="runs of a job before transient errors or lost workers fail it"
+    )
+    retry_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="first automatic retry delay; doubles each attempt"
+    )
+    heartbeat_interval_seconds: float = Field(default=2.0, gt=0)
+    stale_after_seconds: float = Field(
+        default=60.0, gt=0, description="a RUNNING job without a heartbeat this long is lost"
+    )
+    maintenance_interval_seconds: int = Field(
+        default=2, ge=1, le=30, description="how often workers dispatch, reconcile and reap"
+    )
+    sweep_interval_seconds: float = Field(
+        default=600.0, gt=0, description="how often expired jobs and their files are deleted"
+    )
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    idempotency_window_hours: float = Field(default=24.0, gt=0)
 
     @property
     def resolved_results_dir(self) -> Path:

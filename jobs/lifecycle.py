@@ -3,7 +3,10 @@
 validate -> insert PENDING -> enqueue -> RUNNING -> progress -> COMPLETED | FAILED | CANCELLED.
 Every transition is a compare-and-set UPDATE (`WHERE status IN :expected`), so arq's
 at-least-once delivery can never move a finished job back, and a cancelled job stays
-cancelled. Every change bumps `version` and is published to Redis after its commit.
+cancelled. A run holds a claim (`run_token`): a worker that lost it (cancelled, or declared
+lost and re-run elsewhere) can no longer write progress or a result. Every change bumps
+`version` and is published to Redis after its commit; PostgreSQL stays the source of truth,
+so a publish that fails is logged, not fatal.
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy import func, update
+from redis.exceptions import RedisError
+from sqlalchemy import ColumnElement, func, literal_column, or_, update
+from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.db import SessionFactory
 from app.metrics import Metrics
+from jobs.idempotency import IdempotencyKey, find_key, request_hash
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec
 from jobs.table import FINAL_STATUSES, JobStatus
@@ -28,6 +35,9 @@ from jobs.table import FINAL_STATUSES, JobStatus
 log = logging.getLogger(__name__)
 
 RUN_JOB = "run_job"
+MAX_PRIORITY = 9
+PRIORITY_STEP = dt.timedelta(days=1)
+"""arq runs the queue in score order; each priority level moves a job this far ahead."""
 
 
 class JobNotFound(LookupError):
@@ -70,6 +80,8 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "error": {"code": row.error_code, "message": row.error_message} if row.error_code else None,
         "result": row.result_json,
         "fields": {name: getattr(row, name) for name in spec.kind_columns},
+        "scheduled_for": iso(row.scheduled_for),
+        "expires_at": iso(row.expires_at),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "started_at": iso(row.started_at),
@@ -79,6 +91,45 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
 
 def is_final(snap: Mapping[str, Any]) -> bool:
     return JobStatus(snap["status"]) in FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What every run input may add to its kind's own input."""
+
+    priority: int
+    scheduled_for: dt.datetime | None
+    idempotency_key: str | None
+    retention_days: int
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], settings: Settings) -> Controls:
+        priority = raw.get("priority")
+        priority = 0 if priority is None else priority
+        if not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
+            raise BadInput("priority", f"must be an integer from 0 (lowest) to {MAX_PRIORITY}")
+        when = raw.get("scheduled_for")
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            if when > dt.datetime.now(dt.UTC) + dt.timedelta(days=366):
+                raise BadInput("scheduledFor", "must be within a year from now")
+        key = raw.get("idempotency_key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise BadInput("idempotencyKey", "must be 1 to 255 characters")
+        retention = raw.get("retention_days")
+        retention = settings.retention_days if retention is None else retention
+        if not 1 <= retention <= 3650:
+            raise BadInput("retentionDays", "must be between 1 and 3650 days")
+        return cls(priority, when, key, retention)
+
+    def due(self) -> bool:
+        return self.scheduled_for is None or self.scheduled_for <= dt.datetime.now(dt.UTC)
+
+
+def expires_in(model: Any) -> ColumnElement[Any]:
+    """A finished job's expiry: now plus its retention."""
+    return func.now() + model.retention_days * literal_column("interval '1 day'")
 
 
 class Lifecycle:
@@ -94,42 +145,121 @@ class Lifecycle:
 
     # -- submit ---------------------------------------------------------------------------
 
-    async def submit(self, kind: JobKind, raw_input: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate, insert PENDING, enqueue. Bad input raises BadInput and writes nothing."""
+    async def submit(
+        self, kind: JobKind, raw_input: Mapping[str, Any], caller: str = "anonymous"
+    ) -> dict[str, Any]:
+        """Validate, insert PENDING, enqueue. Bad input raises BadInput and writes nothing.
+
+        With an idempotency key already used by `caller` within the window, the existing job
+        comes back instead (same request), or BadInput (a different one).
+        """
         spec = KINDS[kind]
+        controls = Controls.parse(raw_input, self.settings)
         async with self.sessions() as session:
             valid = await spec.validate(session, raw_input, self.settings)
-        async with self.sessions.begin() as session:
-            row = spec.model(
-                county_id=valid.county_id, parameters_json=valid.parameters, **valid.columns
-            )
-            session.add(row)
-            await session.flush()
-            await session.refresh(row)
-            snap = snapshot(spec, row)
-        job_id = row.id
+        digest = request_hash(
+            {
+                "kind": kind.value,
+                "county_id": valid.county_id,
+                "parameters": valid.parameters,
+                "columns": valid.columns,
+                "priority": controls.priority,
+                "scheduled_for": controls.scheduled_for,
+                "retention_days": controls.retention_days,
+            }
+        )
         try:
-            await self.enqueue(kind, job_id)
-        except Exception:
-            # The queue is unreachable: the client must not be told a job exists that no
-            # worker will ever see, so the row goes too.
-            async with self.sessions.begin() as session:
-                await session.delete(await session.get(spec.model, job_id))
-            raise
+            snap, created = await self._insert(spec, valid, controls, caller, digest)
+        except IntegrityError:
+            # A concurrent request with the same key inserted first: answer as it did.
+            snap, created = await self._insert(spec, valid, controls, caller, digest)
+        if not created:
+            return snap
+        if controls.due():
+            try:
+                await self.enqueue(kind, uuid.UUID(snap["id"]), controls.priority)
+            except (RedisError, OSError) as exc:
+                # The row is PENDING in PostgreSQL; the workers' reconciler enqueues it once
+                # Redis is back, so the client still gets a job that will run.
+                log.warning(
+                    "could not enqueue job %s now (%s); it will be reconciled", snap["id"], exc
+                )
         await self.publish(snap)
         self.metrics.kind(kind).submitted.labels(
             valid.county_id, valid.columns.get(spec.type_label, ""), snap["status"]
         ).inc()
         return snap
 
-    async def enqueue(self, kind: JobKind, job_id: uuid.UUID) -> None:
-        await self.redis.enqueue_job(
+    async def _insert(
+        self,
+        spec: KindSpec,
+        valid: Any,
+        controls: Controls,
+        caller: str,
+        digest: str,
+    ) -> tuple[dict[str, Any], bool]:
+        window = dt.timedelta(hours=self.settings.idempotency_window_hours)
+        async with self.sessions.begin() as session:
+            key = controls.idempotency_key
+            if key is not None:
+                existing = await find_key(session, caller, key, window)
+                if existing is not None:
+                    if existing.request_hash != digest:
+                        raise BadInput(
+                            "idempotencyKey",
+                            f"was used for a different request (job {existing.job_id}) in the "
+                            f"last {self.settings.idempotency_window_hours:g} hours; "
+                            "send the same input or use a new key",
+                        )
+                    model = KINDS[JobKind(existing.kind)].model
+                    row = await session.get(model, existing.job_id)
+                    if row is not None:
+                        return snapshot(KINDS[JobKind(existing.kind)], row), False
+                    await session.delete(existing)
+                    await session.flush()
+            row = spec.model(
+                county_id=valid.county_id,
+                parameters_json=valid.parameters,
+                priority=controls.priority,
+                scheduled_for=controls.scheduled_for,
+                retention_days=controls.retention_days,
+                message=None if controls.due() else f"scheduled for {controls.scheduled_for}",
+                **valid.columns,
+            )
+            session.add(row)
+            await session.flush()
+            if key is not None:
+                session.add(
+                    IdempotencyKey(
+                        caller=caller,
+                        key=key,
+                        kind=spec.kind.value,
+                        job_id=row.id,
+                        request_hash=digest,
+                    )
+                )
+                await session.flush()
+            await session.refresh(row)
+            return snapshot(spec, row), True
+
+    async def enqueue(self, kind: JobKind, job_id: uuid.UUID, priority: int) -> bool:
+        """Queue a due job; False when arq already holds it (enqueueing is idempotent).
+
+        arq pops the lowest score first and a job is eligible once its score has passed, so
+        a due job scored `PRIORITY_STEP` earlier per priority level runs before every
+        lower-priority job queued within that step, and is still eligible at once.
+        """
+        score_time = dt.datetime.now(dt.UTC) - priority * PRIORITY_STEP
+        queued = await self.redis.enqueue_job(
             RUN_JOB,
             kind.value,
             str(job_id),
             _job_id=str(job_id),
             _queue_name=self.settings.queue_name,
+            _defer_until=score_time,
+            _expires=dt.timedelta(days=7),
         )
+        return queued is not None
 
     # -- read ------------------------------------------------------------------------------
 
@@ -155,17 +285,20 @@ class Lifecycle:
         spec: KindSpec,
         job_id: uuid.UUID,
         expected: Collection[JobStatus],
+        *,
+        where: Iterable[ColumnElement[bool]] = (),
         **values: Any,
     ) -> dict[str, Any] | None:
         """Compare-and-set: apply `values` only while the status is one of `expected`.
 
-        Returns the new snapshot, already published, or None when the job was not in an
-        expected status (someone else moved it first).
+        `where` adds conditions (the run's claim, a stale heartbeat). Returns the new
+        snapshot, already published, or None when the job was not in an expected state
+        (someone else moved it first).
         """
         model = spec.model
         stmt = (
             update(model)
-            .where(model.id == job_id, model.status.in_([s.value for s in expected]))
+            .where(model.id == job_id, model.status.in_([s.value for s in expected]), *where)
             .values(version=model.version + 1, updated_at=func.now(), **values)
             .returning(model)
             .execution_options(synchronize_session=False)
@@ -177,23 +310,50 @@ class Lifecycle:
             await self.publish(snap)
         return snap
 
-    async def start(self, spec: KindSpec, job_id: uuid.UUID) -> dict[str, Any] | None:
+    # -- the worker's side: a run holds a claim --------------------------------------------
+
+    async def start(
+        self, spec: KindSpec, job_id: uuid.UUID, token: uuid.UUID
+    ) -> dict[str, Any] | None:
+        model = spec.model
         return await self.transition(
             spec,
             job_id,
             [JobStatus.PENDING],
+            where=[or_(model.scheduled_for.is_(None), model.scheduled_for <= func.now())],
             status=JobStatus.RUNNING,
-            attempts=spec.model.attempts + 1,
+            run_token=token,
+            heartbeat_at=func.now(),
+            attempts=model.attempts + 1,
             started_at=func.now(),
             message="started",
             progress_percent=0.0,
             progress_step="starting",
+            progress_processed=None,
+            progress_total=None,
         )
+
+    async def heartbeat(self, spec: KindSpec, job_id: uuid.UUID, token: uuid.UUID) -> bool:
+        """A sign of life (no event, no version); False once the run has lost its claim."""
+        model = spec.model
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(model)
+                .where(
+                    model.id == job_id,
+                    model.status == JobStatus.RUNNING.value,
+                    model.run_token == token,
+                )
+                .values(heartbeat_at=func.now())
+                .execution_options(synchronize_session=False)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def progress(
         self,
         spec: KindSpec,
         job_id: uuid.UUID,
+        token: uuid.UUID,
         step: str,
         processed: int | None,
         total: int | None,
@@ -203,23 +363,27 @@ class Lifecycle:
             spec,
             job_id,
             [JobStatus.RUNNING],
+            where=[spec.model.run_token == token],
             progress_step=step,
             progress_processed=processed,
             progress_total=total,
             progress_percent=percent,
+            heartbeat_at=func.now(),
             message=step,
         )
 
     async def complete(
-        self, spec: KindSpec, job_id: uuid.UUID, result: dict[str, Any]
+        self, spec: KindSpec, job_id: uuid.UUID, token: uuid.UUID, result: dict[str, Any]
     ) -> dict[str, Any] | None:
         return await self.transition(
             spec,
             job_id,
             [JobStatus.RUNNING],
+            where=[spec.model.run_token == token],
             status=JobStatus.COMPLETED,
             result_json=result,
             completed_at=func.now(),
+            expires_at=expires_in(spec.model),
             progress_percent=100.0,
             progress_step="done",
             message="completed",
@@ -227,18 +391,54 @@ class Lifecycle:
         )
 
     async def fail(
-        self, spec: KindSpec, job_id: uuid.UUID, code: str, message: str
+        self,
+        spec: KindSpec,
+        job_id: uuid.UUID,
+        code: str,
+        message: str,
+        *,
+        token: uuid.UUID | None = None,
+        where: Iterable[ColumnElement[bool]] = (),
     ) -> dict[str, Any] | None:
+        """End a run FAILED; with `token`, only while that run still holds the claim."""
+        conditions = list(where)
+        if token is not None:
+            conditions.append(spec.model.run_token == token)
         return await self.transition(
             spec,
             job_id,
             [JobStatus.RUNNING, JobStatus.PENDING],
+            where=conditions,
             status=JobStatus.FAILED,
             error_code=code,
             error_message=message,
             completed_at=func.now(),
+            expires_at=expires_in(spec.model),
+            run_token=None,
             message=f"failed: {code}",
         )
+
+    async def requeue(
+        self,
+        spec: KindSpec,
+        job_id: uuid.UUID,
+        message: str,
+        *,
+        where: Iterable[ColumnElement[bool]] = (),
+    ) -> dict[str, Any] | None:
+        """Back to PENDING after a transient failure or a lost worker, to run again."""
+        return await self.transition(
+            spec,
+            job_id,
+            [JobStatus.RUNNING],
+            where=where,
+            status=JobStatus.PENDING,
+            run_token=None,
+            heartbeat_at=None,
+            message=message,
+        )
+
+    # -- the client's side -----------------------------------------------------------------
 
     async def _control(
         self, job_id: uuid.UUID, expected: Collection[JobStatus], action: str, **values: Any
@@ -257,12 +457,19 @@ class Lifecycle:
         return spec, snap
 
     async def cancel(self, job_id: uuid.UUID) -> dict[str, Any]:
+        """A PENDING job never starts; a RUNNING one loses its claim and its worker stops it."""
+        found = await self.find(job_id)
+        if found is None:
+            raise JobNotFound(str(job_id))
+        model = found[0].model
         _, snap = await self._control(
             job_id,
             [JobStatus.PENDING, JobStatus.RUNNING],
             "cancelled",
             status=JobStatus.CANCELLED,
             completed_at=func.now(),
+            expires_at=expires_in(model),
+            run_token=None,
             message="cancelled by request",
         )
         return snap
@@ -279,16 +486,25 @@ class Lifecycle:
             result_json=None,
             started_at=None,
             completed_at=None,
+            expires_at=None,
+            scheduled_for=None,
             progress_percent=0.0,
             progress_step=None,
             progress_processed=None,
             progress_total=None,
             message="queued for retry",
         )
-        await self.enqueue(spec.kind, job_id)
+        try:
+            await self.enqueue(spec.kind, job_id, snap["priority"])
+        except (RedisError, OSError) as exc:
+            log.warning("could not enqueue retried job %s now (%s); reconciled later", job_id, exc)
         return snap
 
     # -- events ----------------------------------------------------------------------------
 
     async def publish(self, snap: Mapping[str, Any]) -> None:
-        await self.redis.publish(self.settings.events_channel, json.dumps(snap, default=str))
+        try:
+            await self.redis.publish(self.settings.events_channel, json.dumps(snap, default=str))
+        except (RedisError, OSError) as exc:
+            # Subscribers resynchronise from PostgreSQL when the bus reconnects.
+            log.warning("event for job %s not published: %s", snap.get("id"), exc)

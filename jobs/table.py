@@ -56,6 +56,19 @@ class JobMixin:
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     result_json: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), doc="not started before this time"
+    )
+    run_token: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, doc="the current run's claim; a worker that lost it may not write"
+    )
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), doc="last sign of life of the running worker"
+    )
+    retention_days: Mapped[int] = mapped_column(Integer, server_default=text("30"))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), index=True, doc="a finished job and its files go after this"
+    )
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )

@@ -1,34 +1,59 @@
-"""The arq worker: picks a job id, runs its kind's compute, records the outcome.
+"""The arq worker: claims a job, runs its kind's compute, records the outcome.
 
-Built from the same `Settings` as the API, so both agree on queue and channel names.
+Built from the same `Settings` as the API, so both agree on queue and channel names. While a
+job runs, a heartbeat proves the worker alive and notices a lost claim (the job was
+cancelled, or declared lost and re-run elsewhere): the computation is then cancelled within
+one heartbeat interval.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import shutil
 import time
 import uuid
 from typing import Any
 
-from arq import func
+from arq import Retry, Worker, cron, func
 from arq.connections import RedisSettings
 from prometheus_client import CollectorRegistry, start_http_server
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.metrics import Metrics
 from jobs.context import JobCancelled, RunContext
 from jobs.lifecycle import RUN_JOB, Lifecycle
+from jobs.maintenance import maintain
 from jobs.registry import KINDS, metric_kinds
-from jobs.spec import BadInput, JobFailure, JobKind
+from jobs.spec import BadInput, JobFailure, JobKind, KindSpec
 
 log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OSError,
+    OperationalError,
+    InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+"""Failures of the database or Redis connection: worth running the job again."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, TRANSIENT_ERRORS)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    engine = create_engine(settings.database_url or "", pool_size=settings.worker_max_jobs + 2)
+    engine = create_engine(settings.database_url or "", pool_size=settings.worker_max_jobs + 4)
     metrics = Metrics(CollectorRegistry(), metric_kinds())
     if settings.worker_metrics_port:
         try:
@@ -37,11 +62,65 @@ async def startup(ctx: dict[str, Any]) -> None:
             log.warning("worker metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
     ctx["engine"] = engine
     ctx["lifecycle"] = Lifecycle(create_session_factory(engine), ctx["redis"], settings, metrics)
+    ctx["last_sweep"] = 0.0
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if "engine" in ctx:
         await ctx["engine"].dispose()
+
+
+async def maintenance(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    now = time.monotonic()
+    sweep = now - ctx["last_sweep"] >= settings.sweep_interval_seconds
+    await maintain(ctx["lifecycle"], sweep=sweep)
+    if sweep:
+        ctx["last_sweep"] = now
+
+
+class _Run:
+    """One claimed run of a job: its progress reporting and its heartbeat."""
+
+    def __init__(self, lifecycle: Lifecycle, spec: KindSpec, job_id: uuid.UUID) -> None:
+        self.lifecycle = lifecycle
+        self.spec = spec
+        self.job_id = job_id
+        self.token = uuid.uuid4()
+        self.claim_lost = False
+        self._last_report = 0.0
+        self._last_step: str | None = None
+
+    async def report(
+        self, step: str, processed: int | None, total: int | None, percent: float | None
+    ) -> None:
+        now = time.monotonic()
+        if percent is None:
+            percent = 100.0 * processed / total if processed is not None and total else 0.0
+        interval = self.lifecycle.settings.progress_min_interval_seconds
+        if step == self._last_step and now - self._last_report < interval:
+            return
+        self._last_report, self._last_step = now, step
+        updated = await self.lifecycle.progress(
+            self.spec, self.job_id, self.token, step, processed, total, min(percent, 99.9)
+        )
+        if updated is None:
+            self.claim_lost = True
+            raise JobCancelled(str(self.job_id))
+
+    async def beat(self, computing: asyncio.Task[Any]) -> None:
+        interval = self.lifecycle.settings.heartbeat_interval_seconds
+        while not computing.done():
+            await asyncio.sleep(interval)
+            try:
+                alive = await self.lifecycle.heartbeat(self.spec, self.job_id, self.token)
+            except Exception as exc:
+                log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+                continue
+            if not alive:
+                self.claim_lost = True
+                computing.cancel()
+                return
 
 
 def _remove_files(run: RunContext) -> None:
@@ -52,62 +131,76 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
     lifecycle: Lifecycle = ctx["lifecycle"]
     settings: Settings = ctx["settings"]
     spec = KINDS[JobKind(kind)]
-    jid = uuid.UUID(job_id)
-    snap = await lifecycle.start(spec, jid)
+    claim = _Run(lifecycle, spec, uuid.UUID(job_id))
+    snap = await lifecycle.start(spec, claim.job_id, claim.token)
     if snap is None:
-        # Not PENDING any more: cancelled before it started, or a duplicate delivery.
+        # Not PENDING and due: cancelled, scheduled later, or a duplicate delivery.
         return "skipped"
     metrics = lifecycle.metrics.kind(spec.kind.value)
     labels = (snap["county_id"], snap["fields"].get(spec.type_label) or "")
-    last_report = 0.0
-    last_step: str | None = None
-
-    async def report(
-        step: str, processed: int | None, total: int | None, percent: float | None
-    ) -> None:
-        nonlocal last_report, last_step
-        now = time.monotonic()
-        if percent is None:
-            percent = 100.0 * processed / total if processed is not None and total else 0.0
-        if step == last_step and now - last_report < settings.progress_min_interval_seconds:
-            return
-        last_report, last_step = now, step
-        updated = await lifecycle.progress(spec, jid, step, processed, total, min(percent, 99.9))
-        if updated is None:
-            raise JobCancelled(job_id)
-
     run = RunContext(
-        job_id=jid,
+        job_id=claim.job_id,
         kind=spec.kind,
         county_id=snap["county_id"],
         parameters=snap["parameters"],
         columns=snap["fields"],
         sessions=lifecycle.sessions,
         results_dir=settings.resolved_results_dir,
-        report_progress=report,
+        report_progress=claim.report,
     )
     started = time.monotonic()
+    computing = asyncio.ensure_future(spec.compute(run))
+    heartbeat = asyncio.create_task(claim.beat(computing))
     try:
-        result = await spec.compute(run)
-    except JobCancelled:
+        result = await asyncio.wait_for(computing, settings.job_timeout_seconds)
+    except TimeoutError:
         _remove_files(run)
-        return "cancelled"
+        message = f"the job ran longer than {settings.job_timeout_seconds} s and was stopped"
+        await lifecycle.fail(spec, claim.job_id, "TIMEOUT", message, token=claim.token)
+        metrics.failed.labels(*labels, "TIMEOUT").inc()
+        return "failed"
+    except (JobCancelled, asyncio.CancelledError):
+        _remove_files(run)
+        if claim.claim_lost:
+            return "cancelled"
+        # The worker itself is stopping: hand the job back so the next worker starts it
+        # at once, instead of waiting for the reaper to notice a silent heartbeat.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                lifecycle.requeue(
+                    spec,
+                    claim.job_id,
+                    "worker stopped; queued again",
+                    where=[spec.model.run_token == claim.token],
+                )
+            )
+        raise
     except (JobFailure, BadInput) as exc:
         code = exc.code if isinstance(exc, JobFailure) else "INVALID_INPUT"
         _remove_files(run)
-        await lifecycle.fail(spec, jid, code, str(exc))
+        await lifecycle.fail(spec, claim.job_id, code, str(exc), token=claim.token)
         metrics.failed.labels(*labels, code).inc()
         return "failed"
-    except Exception:
+    except Exception as exc:
+        _remove_files(run)
+        if is_transient(exc):
+            return await _retry_later(lifecycle, spec, claim, snap["attempts"], exc, labels)
         reference = uuid.uuid4().hex[:12]
         log.exception("job %s (%s) crashed; reference %s", job_id, kind, reference)
-        _remove_files(run)
         await lifecycle.fail(
-            spec, jid, "INTERNAL_ERROR", f"the job failed unexpectedly (reference {reference})"
+            spec,
+            claim.job_id,
+            "INTERNAL_ERROR",
+            f"the job failed unexpectedly (reference {reference})",
+            token=claim.token,
         )
         metrics.failed.labels(*labels, "INTERNAL_ERROR").inc()
         return "failed"
-    done = await lifecycle.complete(spec, jid, result)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    done = await lifecycle.complete(spec, claim.job_id, claim.token, result)
     if done is None:
         _remove_files(run)
         return "cancelled"
@@ -116,19 +209,88 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
     return "completed"
 
 
+async def _retry_later(
+    lifecycle: Lifecycle,
+    spec: KindSpec,
+    claim: _Run,
+    attempts: int,
+    exc: BaseException,
+    labels: tuple[str, str],
+) -> str:
+    """A database or Redis hiccup: run again with exponential backoff, up to max_attempts."""
+    settings = lifecycle.settings
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    if attempts >= settings.max_attempts:
+        await lifecycle.fail(
+            spec,
+            claim.job_id,
+            "TRANSIENT_ERROR",
+            f"gave up after {attempts} attempts; last error: {reason}",
+            token=claim.token,
+        )
+        lifecycle.metrics.kind(spec.kind.value).failed.labels(*labels, "TRANSIENT_ERROR").inc()
+        return "failed"
+    delay = settings.retry_backoff_seconds * 2 ** (attempts - 1)
+    log.warning("job %s hit a transient error (%s); retrying in %.1fs", claim.job_id, reason, delay)
+    try:
+        await lifecycle.requeue(
+            spec,
+            claim.job_id,
+            f"retrying in {delay:g}s after: {reason}",
+            where=[spec.model.run_token == claim.token],
+        )
+    except Exception as requeue_error:
+        # PostgreSQL itself is away: the row stays RUNNING and the reaper re-runs the job
+        # once its heartbeat is stale, so nothing is lost.
+        log.warning("could not requeue job %s: %s", claim.job_id, requeue_error)
+    raise Retry(defer=delay)
+
+
+async def run_worker(settings: Settings, **overrides: Any) -> None:
+    """Run an arq worker until cancelled, starting it afresh whenever Redis goes away.
+
+    arq's poll loop ends on a lost Redis connection; a worker that then exited would leave
+    its machine idle after every Redis restart.
+    """
+    delay = 0.5
+    while True:
+        worker = Worker(**worker_settings(settings, handle_signals=False, **overrides))
+        try:
+            await worker.main()
+            return
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("worker lost Redis (%s); starting again in %.1fs", exc, delay)
+        finally:
+            with contextlib.suppress(Exception):
+                await worker.close()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `arq.Worker`; `overrides` lets tests ask for burst mode."""
+    tick = settings.maintenance_interval_seconds
     options: dict[str, Any] = {
         "functions": [func(run_job, name=RUN_JOB)],  # type: ignore[arg-type]
+        "cron_jobs": [
+            cron(
+                maintenance,  # type: ignore[arg-type]
+                second=set(range(0, 60, tick)),
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            )
+        ],
         "queue_name": settings.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or ""),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": {"settings": settings},
         "max_jobs": settings.worker_max_jobs,
-        "job_timeout": settings.job_timeout_seconds,
+        # run_job enforces the job timeout itself, so it can record it; this is a backstop.
+        "job_timeout": settings.job_timeout_seconds + 120,
         "keep_result": 0,
-        "max_tries": 5,
+        "max_tries": settings.max_attempts + 2,
         "poll_delay": 0.1,
     }
     options.update(overrides)

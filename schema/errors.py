@@ -3,8 +3,8 @@
 Errors raised on purpose already have a code. GraphQL's own validation and variable
 coercion errors (a missing required field, a string where an Int goes) are the client's
 input, so they become BAD_USER_INPUT with graphql-core's message, which names the field.
-Anything else is a bug or an outage: the client gets a reference to quote, the log gets
-the traceback under the same reference.
+PostgreSQL or Redis being unreachable is SERVICE_UNAVAILABLE (retry shortly); anything else
+is a bug: the client gets a reference to quote, the log gets the traceback under it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,18 @@ import uuid
 import strawberry
 from graphql import GraphQLError
 from graphql.error import GraphQLSyntaxError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from strawberry.types import ExecutionContext
 
 log = logging.getLogger("terrafusion.graphql")
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """PostgreSQL or Redis unreachable: the client should retry, not report a bug."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | OperationalError | InterfaceError | RedisError)
 
 
 class Schema(strawberry.Schema):
@@ -36,6 +45,16 @@ class Schema(strawberry.Schema):
                 isinstance(original, GraphQLError) and original.original_error is None
             ):
                 extensions["code"] = "BAD_USER_INPUT"
+            elif _is_outage(original):
+                reference = uuid.uuid4().hex[:12]
+                log.warning("service unavailable ref=%s: %s", reference, original)
+                extensions["code"] = "SERVICE_UNAVAILABLE"
+                extensions["reference"] = reference
+                error.message = (
+                    "the database or queue is unavailable; try again shortly "
+                    f"(reference {reference})"
+                )
+                error.original_error = None
             else:
                 reference = uuid.uuid4().hex[:12]
                 log.error("internal error ref=%s", reference, exc_info=original)

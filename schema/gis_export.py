@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.job import Job, ResultFile
+from schema.job import Job, JobControls, ResultFile
 
 
 @strawberry.type
@@ -28,7 +28,7 @@ class GisExportJob(Job):
 
 
 @strawberry.input
-class RunGisExportInput:
+class RunGisExportInput(JobControls):
     export_format: str = strawberry.field(
         description="GeoJSON | Shapefile | KML | CSV | GeoPackage"
     )

@@ -62,6 +62,12 @@ class Job:
         description="Increases with every change; a client can drop events older than it has."
     )
     error: JobError | None
+    scheduled_for: dt.datetime | None = strawberry.field(
+        description="the job does not start before this time"
+    )
+    expires_at: dt.datetime | None = strawberry.field(
+        description="when the finished job and its files are deleted"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
     started_at: dt.datetime | None
@@ -74,6 +80,23 @@ class Job:
         values.pop("fields")
         obj = build_object(cls, values)
         return obj  # type: ignore[no-any-return]
+
+
+@strawberry.input(description="How and when to run a job; the same on every run input.")
+class JobControls:
+    priority: int = strawberry.field(
+        default=0, description="0 (lowest) to 9 (highest); higher starts before lower"
+    )
+    scheduled_for: dt.datetime | None = strawberry.field(
+        default=None, description="stay PENDING until this time"
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="the same key within 24 h returns the existing job instead of a new one",
+    )
+    retention_days: int | None = strawberry.field(
+        default=None, description="days the finished job and its files are kept (default 30)"
+    )
 
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))  # type: ignore[arg-type]

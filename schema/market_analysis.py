@@ -7,7 +7,7 @@ import datetime as dt
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.job import Interval, Job, ResultFile
+from schema.job import Interval, Job, JobControls, ResultFile
 
 
 @strawberry.type
@@ -63,7 +63,7 @@ class MarketAnalysisJob(Job):
 
 
 @strawberry.input
-class RunMarketAnalysisInput:
+class RunMarketAnalysisInput(JobControls):
     analysis_type: str = strawberry.field(description="price_trend | time_adjustment")
     county_id: str
     parameters: JSON | None = None

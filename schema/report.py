@@ -7,7 +7,7 @@ import datetime as dt
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.job import Job, ResultFile
+from schema.job import Job, JobControls, ResultFile
 from schema.statistics import RatioStatistics
 
 
@@ -59,7 +59,7 @@ class ReportJob(Job):
 
 
 @strawberry.input
-class RunReportInput:
+class RunReportInput(JobControls):
     report_type: str = strawberry.field(description="sales_ratio_study | assessment_roll")
     county_id: str
     parameters: JSON | None = None

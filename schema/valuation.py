@@ -7,7 +7,7 @@ import datetime as dt
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.job import Interval, Job, ResultFile
+from schema.job import Interval, Job, JobControls, ResultFile
 from schema.statistics import RatioStatistics
 
 
@@ -42,7 +42,7 @@ class ValuationJob(Job):
 
 
 @strawberry.input
-class RunValuationInput:
+class RunValuationInput(JobControls):
     county_id: str
     property_id: str | None = strawberry.field(
         default=None, description="one parcel; null values every parcel of the county"

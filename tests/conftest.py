@@ -20,7 +20,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 import uvicorn
-from arq.worker import Worker
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -33,7 +32,7 @@ from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Base
-from jobs.worker import worker_settings
+from jobs.worker import run_worker
 from tests.builders import load_small_county
 
 
@@ -153,8 +152,8 @@ class RunningApp:
         self.ws_url = f"ws://127.0.0.1:{port}/graphql"
 
 
-@pytest.fixture
-async def app_server(settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
+@contextlib.asynccontextmanager
+async def serve_app(settings: Settings) -> AsyncIterator[RunningApp]:
     """The real ASGI app under uvicorn on a free loopback port."""
     port = _free_port()
     app = create_app(settings)
@@ -165,9 +164,17 @@ async def app_server(settings: Settings, engine: AsyncEngine) -> AsyncIterator[R
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield RunningApp(app, port)
-    server.should_exit = True
-    await asyncio.wait_for(task, timeout=15)
+    try:
+        yield RunningApp(app, port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+async def app_server(settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
+    async with serve_app(settings) as running:
+        yield running
 
 
 class WorkerControl:
@@ -175,21 +182,17 @@ class WorkerControl:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker: Worker | None = None
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> Worker:
-        self.worker = Worker(**worker_settings(self.settings, handle_signals=False))
-        self.task = asyncio.create_task(self.worker.async_run())
-        return self.worker
+    async def start(self, **overrides: object) -> None:
+        self.task = asyncio.create_task(run_worker(self.settings, **overrides))
 
     async def stop(self) -> None:
-        if self.worker is None or self.task is None:
+        if self.task is None:
             return
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        await self.worker.close()
 
 
 @pytest.fixture

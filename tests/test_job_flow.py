@@ -140,7 +140,7 @@ async def test_ratio_study_runs_and_streams_every_change(
         end=dt.date.fromisoformat(study["saleDateTo"]),
     )
     assert study["overall"]["medianRatio"] == pytest.approx(median, rel=1e-9)
-    (csv_file,) = updates[-1]["result"]["files"]
+    (csv_file,) = [f for f in updates[-1]["result"]["files"] if f["name"].endswith(".csv")]
     body = await download(app_server, csv_file["url"])
     assert len(body) == csv_file["sizeBytes"]
     assert body.decode().count("\n") == csv_file["rowCount"] + 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from prometheus_client import CollectorRegistry
 
+from app.config import Settings
+from app.embedded import free_port
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
@@ -42,7 +43,7 @@ async def test_counties_lists_what_data_exists(app_server: RunningApp, county: s
 
 
 async def test_metrics_count_submissions_in_the_api_and_outcomes_in_the_worker(
-    app_server: RunningApp, worker: WorkerControl, county: str
+    app_server: RunningApp, settings: Settings, county: str
 ) -> None:
     job = (await gql_data(app_server.url, mutation("runReport"), {"input": ROLL}))["runReport"]
     text = (await get(app_server, "/metrics")).text
@@ -52,14 +53,20 @@ async def test_metrics_count_submissions_in_the_api_and_outcomes_in_the_worker(
     )
     for name in ("market_analysis", "gis_export", "valuation"):
         assert f"# TYPE {name}_jobs_submitted_total counter" in text
-    running = await worker.start()
-    async with subscribe(app_server.ws_url, WATCH, {"id": job["id"]}) as sub:
-        events = await sub.collect(timeout=120)
-    assert events[-1]["data"]["jobUpdated"]["status"] == "COMPLETED"
-    registry: CollectorRegistry = running.ctx["lifecycle"].metrics.registry
-    labels = {"county_id": "TESTCO", "report_type": "assessment_roll"}
-    assert registry.get_sample_value("report_jobs_completed_total", labels) == 1.0
-    assert registry.get_sample_value("report_processing_duration_seconds_count", labels) == 1.0
+    port = free_port()
+    worker = WorkerControl(settings.model_copy(update={"worker_metrics_port": port}))
+    await worker.start()
+    try:
+        async with subscribe(app_server.ws_url, WATCH, {"id": job["id"]}) as sub:
+            events = await sub.collect(timeout=120)
+        assert events[-1]["data"]["jobUpdated"]["status"] == "COMPLETED"
+        async with httpx.AsyncClient() as client:
+            scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    finally:
+        await worker.stop()
+    labels = 'county_id="TESTCO",report_type="assessment_roll"'
+    assert f"report_jobs_completed_total{{{labels}}} 1.0" in scraped
+    assert f"report_processing_duration_seconds_count{{{labels}}} 1.0" in scraped
 
 
 async def test_result_files_are_only_the_jobs_own(app_server: RunningApp) -> None:

@@ -1,0 +1,132 @@
+"""What keeps jobs moving when processes die: run by every worker on a short arq cron.
+
+- reap: a RUNNING job whose worker stopped beating (SIGKILL, a lost machine) runs again, or
+  fails WORKER_LOST once it has used its attempts, within `stale_after` plus one tick;
+- dispatch: a PENDING job that is due but not in the queue (scheduled for now, or queued in a
+  Redis that restarted empty) is enqueued; arq refuses duplicates, so this is idempotent;
+- sweep: finished jobs past their expiry go, with their files, and publish nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass
+
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from sqlalchemy import delete, func, or_, select
+
+from jobs.idempotency import forget_expired
+from jobs.lifecycle import Lifecycle
+from jobs.registry import KINDS
+from jobs.table import FINAL_STATUSES, JobStatus
+
+log = logging.getLogger(__name__)
+
+DISPATCH_BATCH = 500
+
+
+@dataclass
+class Tally:
+    requeued: int = 0
+    lost: int = 0
+    dispatched: int = 0
+    swept: int = 0
+
+
+async def reap_lost(lifecycle: Lifecycle, tally: Tally) -> None:
+    settings = lifecycle.settings
+    cutoff = func.now() - dt.timedelta(seconds=settings.stale_after_seconds)
+    for spec in KINDS.values():
+        model = spec.model
+        async with lifecycle.sessions() as session:
+            stale = (
+                await session.execute(
+                    select(model.id, model.attempts).where(
+                        model.status == JobStatus.RUNNING.value, model.heartbeat_at < cutoff
+                    )
+                )
+            ).all()
+        for job_id, attempts in stale:
+            still_stale = [model.heartbeat_at < cutoff]
+            if attempts >= settings.max_attempts:
+                snap = await lifecycle.fail(
+                    spec,
+                    job_id,
+                    "WORKER_LOST",
+                    f"the worker running this job stopped responding; gave up after {attempts} "
+                    "attempts",
+                    where=still_stale,
+                )
+                tally.lost += snap is not None
+                continue
+            snap = await lifecycle.requeue(
+                spec, job_id, "worker lost; running again", where=still_stale
+            )
+            if snap is None:
+                continue
+            # The dead run's arq bookkeeping would block re-enqueueing under the same id.
+            key = str(job_id)
+            await lifecycle.redis.delete(
+                in_progress_key_prefix + key, job_key_prefix + key, retry_key_prefix + key
+            )
+            await lifecycle.redis.zrem(settings.queue_name, key)
+            await lifecycle.enqueue(spec.kind, job_id, snap["priority"])
+            tally.requeued += 1
+
+
+async def dispatch_due(lifecycle: Lifecycle, tally: Tally) -> None:
+    for spec in KINDS.values():
+        model = spec.model
+        async with lifecycle.sessions() as session:
+            due = (
+                await session.execute(
+                    select(model.id, model.priority)
+                    .where(
+                        model.status == JobStatus.PENDING.value,
+                        or_(model.scheduled_for.is_(None), model.scheduled_for <= func.now()),
+                    )
+                    .order_by(model.priority.desc(), model.created_at)
+                    .limit(DISPATCH_BATCH)
+                )
+            ).all()
+        for job_id, priority in due:
+            tally.dispatched += await lifecycle.enqueue(spec.kind, job_id, priority)
+
+
+async def sweep_expired(lifecycle: Lifecycle, tally: Tally) -> None:
+    results_dir = lifecycle.settings.resolved_results_dir
+    window = dt.timedelta(hours=lifecycle.settings.idempotency_window_hours)
+    for spec in KINDS.values():
+        model = spec.model
+        async with lifecycle.sessions.begin() as session:
+            gone: list[uuid.UUID] = list(
+                (
+                    await session.scalars(
+                        delete(model)
+                        .where(
+                            model.status.in_([s.value for s in FINAL_STATUSES]),
+                            model.expires_at < func.now(),
+                        )
+                        .returning(model.id)
+                    )
+                ).all()
+            )
+        for job_id in gone:
+            shutil.rmtree(results_dir / str(job_id), ignore_errors=True)
+        tally.swept += len(gone)
+    async with lifecycle.sessions.begin() as session:
+        await forget_expired(session, window)
+
+
+async def maintain(lifecycle: Lifecycle, *, sweep: bool) -> Tally:
+    tally = Tally()
+    await reap_lost(lifecycle, tally)
+    await dispatch_due(lifecycle, tally)
+    if sweep:
+        await sweep_expired(lifecycle, tally)
+    if tally.requeued or tally.lost or tally.dispatched or tally.swept:
+        log.info("maintenance: %s", tally)
+    return tally

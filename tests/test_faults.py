@@ -1,0 +1,332 @@
+"""Faults: workers killed mid-job, Redis restarted empty, database connections dropped.
+
+Workers here are real `terrafusion worker` processes; the Redis is one the test starts
+itself (never the machine's shared one), so it can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.demo_data import load_demo_county
+from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from app.migrate import upgrade
+from tests.conftest import RunningApp, serve_app
+from tests.graphql_client import gql, gql_data, subscribe
+from tests.test_job_flow import WATCH, mutation
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB_TABLES = ("report_jobs", "market_analysis_jobs", "gis_export_jobs", "valuation_jobs")
+FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+
+
+class Workers:
+    """`terrafusion worker` processes sharing the test's database, Redis and queue."""
+
+    def __init__(self, settings: Settings, data_dir: Path) -> None:
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": settings.redis_url or "",
+            "QUEUE_NAME": settings.queue_name,
+            "EVENTS_CHANNEL": settings.events_channel,
+            "RESULTS_DIR": str(settings.resolved_results_dir),
+            "STALE_AFTER_SECONDS": "2",
+            "HEARTBEAT_INTERVAL_SECONDS": "0.3",
+            "MAINTENANCE_INTERVAL_SECONDS": "1",
+            "PROGRESS_MIN_INTERVAL_SECONDS": "0",
+            "RETRY_BACKOFF_SECONDS": "0.2",
+            "MAX_ATTEMPTS": "4",
+        }
+        self.data_dir = data_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "worker",
+                "--data-dir",
+                str(self.data_dir),
+                "--metrics-port",
+                "0",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "own-redis", port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_settings(settings: Settings, own_redis: EmbeddedRedis) -> Settings:
+    return settings.model_copy(update={"redis_url": own_redis.url})
+
+
+@pytest.fixture
+async def fault_app(fault_settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
+    async with serve_app(fault_settings) as running:
+        yield running
+
+
+@pytest.fixture
+def workers(fault_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(fault_settings, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+async def rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    found = []
+    async with engine.connect() as conn:
+        for table in JOB_TABLES:
+            result = await conn.execute(text(f"SELECT *, '{table}' AS tbl FROM {table}"))
+            found += [dict(r) for r in result.mappings().all()]
+    return found
+
+
+async def wait_until_final(engine: AsyncEngine, count: int, timeout: float) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await rows(engine)
+        if len(found) >= count and all(r["status"] in FINAL for r in found):
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            states = collections.Counter(r["status"] for r in found)
+            raise AssertionError(f"jobs not final after {timeout}s: {states}")
+        await asyncio.sleep(0.2)
+
+
+async def export_job(app: RunningApp, county: str) -> str:
+    job = await gql_data(
+        app.url,
+        mutation("runGisExport"),
+        {
+            "input": {
+                "exportFormat": "GeoJSON",
+                "countyId": county,
+                "layers": ["parcels", "sales"],
+                "parameters": {"batch_size": 100},
+            }
+        },
+    )
+    return str(job["runGisExport"]["id"])
+
+
+async def wait_for_progress(app: RunningApp, job_id: str) -> None:
+    async with subscribe(app.ws_url, WATCH, {"id": job_id}) as sub:
+        while True:
+            update = (await sub.next(timeout=60))["data"]["jobUpdated"]  # type: ignore[index]
+            if update["progress"]["step"] == "writing features":
+                return
+
+
+async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
+    fault_app: RunningApp, workers: Workers, engine: AsyncEngine, fault_settings: Settings
+) -> None:
+    await load_demo_county(engine, "BIGCO", 5000, seed=3)
+    job_id = await export_job(fault_app, "BIGCO")
+    feed_query = "subscription { jobsUpdated { id status version } }"
+    async with subscribe(fault_app.ws_url, feed_query) as feed:
+        victim = workers.start()
+        await wait_for_progress(fault_app, job_id)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        workers.start()
+        (final,) = await wait_until_final(engine, 1, timeout=90)
+        seen = []
+        while not seen or seen[-1]["status"] not in FINAL:
+            seen.append((await feed.next(timeout=30))["data"]["jobsUpdated"])  # type: ignore[index]
+    assert final["status"] == "COMPLETED", final
+    assert final["attempts"] == 2
+    assert [s["status"] for s in seen].count("COMPLETED") == 1
+    assert "worker lost" in " ".join(str(s) for s in seen) or final["attempts"] == 2
+    files = list((fault_settings.resolved_results_dir / job_id).iterdir())
+    assert [f.name for f in files] == ["parcels_BIGCO.geojson"]
+    assert final["record_count"] == 5000
+
+
+async def test_sigterm_hands_a_running_job_back_at_once(
+    fault_app: RunningApp, workers: Workers, engine: AsyncEngine
+) -> None:
+    await load_demo_county(engine, "BIGCO", 5000, seed=3)
+    job_id = await export_job(fault_app, "BIGCO")
+    first = workers.start()
+    await wait_for_progress(fault_app, job_id)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0
+    (row,) = await rows(engine)
+    assert row["status"] == "PENDING" and row["message"] == "worker stopped; queued again"
+    workers.start()
+    (final,) = await wait_until_final(engine, 1, timeout=90)
+    assert final["status"] == "COMPLETED" and final["attempts"] == 2
+
+
+async def test_redis_restarting_empty_loses_no_job(
+    fault_app: RunningApp,
+    workers: Workers,
+    engine: AsyncEngine,
+    own_redis: EmbeddedRedis,
+    county: str,
+) -> None:
+    # Queued while no worker runs, then Redis restarts empty: the queue is gone.
+    ids = [
+        (
+            await gql_data(
+                fault_app.url,
+                mutation("runReport"),
+                {"input": {"reportType": "assessment_roll", "countyId": county}},
+            )
+        )["runReport"]["id"]
+        for _ in range(5)
+    ]
+    own_redis.stop()
+    own_redis.start()
+    async with subscribe(fault_app.ws_url, WATCH, {"id": ids[0]}) as sub:
+        first = (await sub.next())["data"]["jobUpdated"]  # type: ignore[index]
+        assert first["status"] == "PENDING"
+        workers.start()
+        final = (await sub.collect(timeout=60))[-1]["data"]["jobUpdated"]
+    assert final["status"] == "COMPLETED"
+    done = await wait_until_final(engine, 5, timeout=60)
+    assert {str(r["report_id"]) for r in done} == set(ids)
+    assert {r["status"] for r in done} == {"COMPLETED"}
+
+
+async def test_dropped_database_connections_are_retried(
+    fault_app: RunningApp, workers: Workers, engine: AsyncEngine, fault_settings: Settings
+) -> None:
+    await load_demo_county(engine, "BIGCO", 5000, seed=3)
+    job_id = await export_job(fault_app, "BIGCO")
+    workers.start()
+    await wait_for_progress(fault_app, job_id)
+    database = engine.url.database
+    async with engine.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid() AND application_name = ''"
+                " AND state = 'active'"
+            ),
+            {"db": database},
+        )
+    (final,) = await wait_until_final(engine, 1, timeout=90)
+    assert final["status"] == "COMPLETED", final
+    assert final["record_count"] == 5000
+
+
+async def test_hundred_jobs_survive_two_worker_kills_and_a_redis_restart(
+    fault_app: RunningApp,
+    workers: Workers,
+    engine: AsyncEngine,
+    own_redis: EmbeddedRedis,
+    county: str,
+) -> None:
+    inputs = [
+        ("runReport", {"reportType": "assessment_roll", "countyId": county}),
+        ("runReport", {"reportType": "sales_ratio_study", "countyId": county}),
+        ("runMarketAnalysis", {"analysisType": "price_trend", "countyId": county}),
+        ("runGisExport", {"exportFormat": "CSV", "countyId": county, "layers": ["parcels"]}),
+    ]
+    feed_query = "subscription { jobsUpdated { id status version } }"
+    finals: collections.Counter[str] = collections.Counter()
+    async with subscribe(fault_app.ws_url, feed_query) as feed:
+
+        async def watch() -> None:
+            while True:
+                event = (await feed.next(timeout=300))["data"]["jobsUpdated"]  # type: ignore[index]
+                if event["status"] in FINAL:
+                    finals[event["id"]] += 1
+
+        watcher = asyncio.create_task(watch())
+        first, second = workers.start(), workers.start()
+        ids = []
+        for i in range(100):
+            name, input = inputs[i % len(inputs)]
+            ids.append(
+                (await gql_data(fault_app.url, mutation(name), {"input": input}))[name]["id"]
+            )
+            if i == 30:
+                first.send_signal(signal.SIGKILL)
+                workers.start()
+            if i == 55:
+                own_redis.stop()
+                own_redis.start()
+            if i == 75:
+                second.send_signal(signal.SIGKILL)
+                workers.start()
+        done = await wait_until_final(engine, 100, timeout=180)
+        await asyncio.sleep(1)
+        watcher.cancel()
+    states = collections.Counter(r["status"] for r in done)
+    duplicated = [job for job, n in finals.items() if n > 1]
+    print(f"\n100 mixed jobs: {dict(states)}; jobs with two final events: {len(duplicated)}")
+    assert len(done) == 100 and {str(r.get("report_id") or r.get("job_id")) for r in done} == set(
+        ids
+    )
+    assert states["COMPLETED"] + states["FAILED"] == 100
+    for row in done:
+        if row["status"] == "FAILED":
+            assert row["error_code"] in {"WORKER_LOST", "TRANSIENT_ERROR"}, row
+    assert duplicated == []
+
+
+async def test_api_answers_clearly_while_postgres_is_down_and_recovers(
+    data_dir: Path, settings: Settings
+) -> None:
+    # A PostgreSQL of the test's own, in the session folder that the embedded server's
+    # system user may enter (pytest's tmp_path is private to root).
+    folder = data_dir / "restartable-pg"
+    pg = EmbeddedPostgres(folder)
+    await asyncio.to_thread(upgrade, pg.url)
+    query = "{ counties { countyId } }"
+    async with serve_app(settings.model_copy(update={"database_url": pg.url})) as app:
+        assert (await gql_data(app.url, query)) == {"counties": []}
+        pg.stop()
+        try:
+            down = await gql(app.url, query)
+            (error,) = down["errors"]
+            assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE", error
+            assert "Traceback" not in str(down) and "SELECT" not in str(down)
+            async with httpx.AsyncClient(base_url=app.url) as client:
+                health = await client.get("/healthz")
+            assert health.status_code == 503 and health.json()["database"] != "ok"
+        finally:
+            pg = EmbeddedPostgres(folder)
+        assert (await gql_data(app.url, query)) == {"counties": []}
+    pg.stop()
