@@ -73,6 +73,18 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         "parameters.tax_year",
     ),
     (
+        "class filter without an IAAO COD range",
+        mutation("runReport"),
+        {
+            "input": {
+                "reportType": "sales_ratio_study",
+                "countyId": "TESTCO",
+                "parameters": {"property_class": "farm"},
+            }
+        },
+        "parameters.cod_standard",
+    ),
+    (
         "unknown analysis type",
         mutation("runMarketAnalysis"),
         {"input": {"analysisType": "vibes", "countyId": "TESTCO"}},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 from sqlalchemy import String
@@ -15,11 +15,21 @@ from app.models import Base
 from jobs.county_data import require_county, require_tax_year
 from jobs.params import Params, SalesSelection
 from jobs.reports import assessment_roll, sales_ratio_study
-from jobs.spec import JobKind, KindSpec, ValidatedInput
+from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
+from jobs.stats.ratio import normalize_property_class
 from jobs.table import JobMixin
 from jobs.variants import Variant, Variants
 
 GroupBy = Literal["none", "property_class", "neighborhood", "zip_code"]
+CodStandard = Literal[
+    "residential",
+    "residential_homogeneous",
+    "residential_other",
+    "income",
+    "income_urban",
+    "vacant",
+    "other",
+]
 
 
 class ReportJobRow(JobMixin, Base):
@@ -31,6 +41,10 @@ class ReportJobRow(JobMixin, Base):
 
 class SalesRatioStudyParams(SalesSelection):
     tax_year: int | None = Field(default=None, ge=1800, le=2200)
+    cod_standard: CodStandard | None = Field(
+        default=None,
+        description="IAAO COD range to judge by; default: from property_class, else residential",
+    )
     group_by: GroupBy = "none"
     trim: Literal["iqr", "none"] = "iqr"
     iqr_factor: float = Field(default=1.5, gt=0, le=10)
@@ -38,6 +52,20 @@ class SalesRatioStudyParams(SalesSelection):
 
 class AssessmentRollParams(Params):
     tax_year: int | None = Field(default=None, ge=1800, le=2200)
+
+
+def _require_cod_standard(params: SalesRatioStudyParams) -> None:
+    """Pass/fail needs an IAAO COD range: a class filter the table does not know must say which."""
+    if params.cod_standard is not None or params.property_class is None:
+        return
+    try:
+        normalize_property_class(params.property_class)
+    except ValueError:
+        raise BadInput(
+            "parameters.cod_standard",
+            f"property class {params.property_class!r} has no IAAO COD range of its own; "
+            f"give one of: {', '.join(get_args(CodStandard))}",
+        ) from None
 
 
 REPORT_TYPES = Variants(
@@ -54,6 +82,8 @@ async def validate(
     session: AsyncSession, raw: Mapping[str, Any], settings: Settings
 ) -> ValidatedInput:
     report_type, params = REPORT_TYPES.parse(raw, settings)
+    if isinstance(params, SalesRatioStudyParams):
+        _require_cod_standard(params)
     county_id = raw["county_id"]
     await require_county(session, county_id)
     await require_tax_year(session, county_id, getattr(params, "tax_year", None))

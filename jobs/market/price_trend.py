@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
     sales = await load_selected_sales(ctx, params)
+    n = len(sales)
+    await ctx.progress("computing trends", processed=0, total=n, percent=45)
     groups = None if params.group_by == "none" else sales.group(params.group_by)
     points = trend_points(
         sales.sale_date,
@@ -24,11 +26,12 @@ async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
         period=params.period,
         groups=groups,
     )
+    await ctx.progress("computing trends", processed=n, total=n, percent=60)
     fit = log_linear_trend(sales.sale_date, sales.sale_price)
     yearly = year_over_year(
         trend_points(sales.sale_date, sales.sale_price, sales.living_area_sqft, period="year")
     )
-    await ctx.progress("writing files", percent=80)
+    await ctx.progress("writing files", processed=0, total=len(points), percent=80)
     path = ctx.new_file("price_trend.csv")
     rows = write_csv(
         path,
@@ -42,6 +45,7 @@ async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
         ],
         (dataclasses.astuple(p) for p in points),
     )
+    await ctx.progress("writing files", processed=rows, total=len(points), percent=95)
     return {
         "trends": [dataclasses.asdict(p) for p in points],
         "annual_trend_percent": fit.annual_trend_pct if fit else None,
@@ -55,7 +59,7 @@ async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
         ],
         "files": [ctx.result_file(path, "text/csv", rows)],
         "summary": {
-            "sales": len(sales),
+            "sales": n,
             "period": params.period,
             "group_by": params.group_by,
             "first_sale": str(sales.sale_date.min()),

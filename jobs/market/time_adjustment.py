@@ -20,13 +20,16 @@ async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
     sales = await load_selected_sales(ctx, params)
     # Without a date asked for, adjust to the latest sale: the market the data can speak for.
     valuation_date = params.valuation_date or sales.sale_date.max().astype(object)
+    await ctx.progress("computing factors", processed=0, total=len(sales), percent=45)
     try:
         adjustment = time_adjustment_factors(
             sales.sale_date, sales.sale_price, valuation_date, params.method
         )
     except InsufficientSalesError as exc:
         raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
-    await ctx.progress("writing files", percent=80)
+    await ctx.progress("computing factors", processed=len(sales), total=len(sales), percent=70)
+    months = len(adjustment.months)
+    await ctx.progress("writing files", processed=0, total=months, percent=80)
     factors = [
         {"month": m, "index": i, "factor": f, "sales_volume": c}
         for m, i, f, c in zip(
@@ -43,6 +46,7 @@ async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
         ["month", "index", "factor", "sales_volume"],
         ([f["month"], f["index"], f["factor"], f["sales_volume"]] for f in factors),
     )
+    await ctx.progress("writing files", processed=rows, total=months, percent=95)
     trend = adjustment.trend
     return {
         "trends": [],

@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
-from jobs.files import write_csv
+from jobs.reports.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
 from jobs.sales_data import load_sales
 from jobs.spec import JobFailure
-from jobs.stats.ratio import group_statistics, iqr_trim_mask, ratio_statistics
+from jobs.stats.ratio import (
+    RatioStatistics,
+    cod_range,
+    group_statistics,
+    iqr_trim_mask,
+    ratio_statistics,
+)
 
 if TYPE_CHECKING:
     from jobs.kinds.report import SalesRatioStudyParams
+
+BATCH = 5000
+"""CSV rows per write, and so per progress event."""
+
+GROUP_BATCHES = 20
+"""Progress events while groups are computed: about one per twentieth of the sales."""
+
+CSV_HEADER = ("parcel_id", "sale_date", "sale_price", "assessed_value", "ratio", "group", "trimmed")
 
 
 def default_sale_window(tax_year: int) -> tuple[dt.date, dt.date]:
@@ -25,6 +42,25 @@ def default_sale_window(tax_year: int) -> tuple[dt.date, dt.date]:
 
 
 ARMS_LENGTH = "arm's-length "
+
+
+def group_batches(labels: npt.NDArray[np.object_], batches: int) -> list[npt.NDArray[np.intp]]:
+    """Sale indices of runs of whole groups, in group-name order, about n / batches sales each.
+
+    Why: `group_statistics` over all groups is one long call, and a county with hundreds of
+    neighbourhoods would sit at one percentage for its whole duration. Each group's statistics
+    depend only on its own sales (and a shared seed), so computing runs of groups one call at a
+    time gives identical numbers while progress moves between runs. Names are ordered as
+    `group_statistics` orders them (as strings), so the runs concatenate in its order.
+    """
+    names = labels.astype(np.str_)
+    _, inverse = np.unique(names, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    ends = np.cumsum(np.bincount(inverse))
+    targets = np.linspace(0, names.size, batches + 1)[1:]
+    cuts = ends[np.unique(np.searchsorted(ends, targets, side="left"))]
+    return np.split(order, cuts[:-1])
 
 
 async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
@@ -50,37 +86,72 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             f"no {ARMS_LENGTH if params.arms_length_only else ''}sales with a {tax_year} "
             f"assessment between {date_from} and {date_to} in {ctx.county_id}",
         )
-    await ctx.progress("computing statistics", processed=0, total=n, percent=25)
+    await ctx.progress("computing statistics", processed=0, total=n, percent=20)
     options: dict[str, Any] = {
         "trim": params.trim,
         "iqr_factor": params.iqr_factor,
-        "property_class_hint": params.property_class,
+        "property_class_hint": params.cod_standard or params.property_class,
     }
-    overall = ratio_statistics(sales.assessed_value, sales.sale_price, **options)
-    groups = []
+    assessed, price = sales.assessed_value, sales.sale_price
+    overall = ratio_statistics(assessed, price, **options)
+    await ctx.progress("computing statistics", processed=n, total=n, percent=40)
+    groups: list[RatioStatistics] = []
     labels = None
     if params.group_by != "none":
-        await ctx.progress("computing group statistics", processed=n, total=n, percent=55)
         labels = sales.group(params.group_by)
-        groups = group_statistics(sales.assessed_value, sales.sale_price, labels, **options)
-    await ctx.progress("writing files", processed=n, total=n, percent=80)
-    ratio = sales.assessed_value / sales.sale_price
+        done = 0
+        for index in group_batches(labels, GROUP_BATCHES):
+            groups += group_statistics(assessed[index], price[index], labels[index], **options)
+            done += index.size
+            await ctx.progress(
+                "computing group statistics", processed=done, total=n, percent=40 + 35 * done / n
+            )
+
+    await ctx.progress("writing files", processed=0, total=n, percent=78)
+    ratio = assessed / price
     kept = iqr_trim_mask(ratio, params.iqr_factor) if params.trim == "iqr" else np.ones(n, bool)
-    path = ctx.new_file("ratio_study_sales.csv")
-    rows = write_csv(
-        path,
-        ["parcel_id", "sale_date", "sale_price", "assessed_value", "ratio", "group", "trimmed"],
-        zip(
-            sales.parcel_id,
-            sales.sale_date.astype(str),
-            sales.sale_price,
-            sales.assessed_value,
-            np.round(ratio, 6),
-            labels if labels is not None else [""] * n,
-            ~kept,
-            strict=True,
+    columns = (
+        sales.parcel_id,
+        sales.sale_date.astype(str),
+        price,
+        assessed,
+        np.round(ratio, 6),
+        labels if labels is not None else np.full(n, "", dtype=object),
+        ~kept,
+    )
+    csv_path = ctx.new_file("ratio_study_sales.csv")
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        for start in range(0, n, BATCH):
+            stop = min(start + BATCH, n)
+            writer.writerows(zip(*(c[start:stop] for c in columns), strict=True))
+            await ctx.progress("writing files", processed=stop, total=n, percent=78 + 14 * stop / n)
+
+    county_slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", ctx.county_id)
+    html_path = ctx.new_file(f"ratio_study_{county_slug}_{tax_year}.html")
+    write_ratio_study_html(
+        html_path,
+        RatioStudyReport(
+            county_id=ctx.county_id,
+            tax_year=tax_year,
+            sale_date_from=date_from,
+            sale_date_to=date_to,
+            trim=params.trim,
+            iqr_factor=params.iqr_factor,
+            group_by=None if params.group_by == "none" else params.group_by,
+            property_class=params.property_class,
+            arms_length_only=params.arms_length_only,
+            generated_at=dt.datetime.now(dt.UTC),
+            overall=overall,
+            groups=groups,
+            cod_range=cod_range(params.property_class),
+            sale_price=price,
+            ratio=ratio,
+            trimmed=~kept,
         ),
     )
+    await ctx.progress("writing files", processed=n, total=n, percent=96)
     return {
         "ratio_study": {
             "tax_year": tax_year,
@@ -91,7 +162,10 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             "overall": dataclasses.asdict(overall),
             "groups": [dataclasses.asdict(g) for g in groups],
         },
-        "files": [ctx.result_file(path, "text/csv", rows)],
+        "files": [
+            ctx.result_file(csv_path, "text/csv", n),
+            ctx.result_file(html_path, CONTENT_TYPE, n),
+        ],
         "summary": {
             "sales": n,
             "sales_used": overall.count_used,

@@ -1,0 +1,640 @@
+"""The sales ratio study as one self-contained HTML page that an assessor prints or files.
+
+Why HTML: every office has a browser and a printer, and a page needs no PDF library. Why
+self-contained (inline CSS, the chart as inline SVG, no URLs, no web fonts): the file is mailed
+to boards, archived with the roll and opened years later on machines that block or lack remote
+content; it must look the same everywhere and print the same as it shows.
+
+Built with ``html.escape`` and string assembly rather than a template engine: the page has a
+fixed shape, and one less dependency is one less thing to audit in a county's network. Parts
+are written to the open file as they are produced, so a study with thousands of groups never
+holds its whole table in memory.
+
+The chart draws at most :data:`MAX_CHART_POINTS` sales (see :func:`chart_sample`); the
+statistics in the tables are always computed on every sale, before this module is called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from jobs.stats.ratio import LEVEL_RANGE, PRB_RANGE, PRD_RANGE, Interval, RatioStatistics
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IndexArray = npt.NDArray[np.intp]
+
+MAX_CHART_POINTS = 5000
+"""Most sales the chart draws.
+
+Why 5,000: each point is an SVG element of about 40 bytes that a printer driver rasterises one
+by one; beyond a few thousand the file grows to megabytes, browsers print slowly and the cloud
+of dots stops showing more than a sample would. Larger studies plot a systematic sample.
+"""
+
+CONTENT_TYPE = "text/html; charset=utf-8"
+
+# Chart geometry in SVG user units (the SVG scales to the page width).
+_WIDTH, _HEIGHT = 960, 480
+_LEFT, _RIGHT, _TOP, _BOTTOM = 70, 20, 18, 100
+_PLOT_W = _WIDTH - _LEFT - _RIGHT
+_PLOT_H = _HEIGHT - _TOP - _BOTTOM
+
+_DASH = "\u2014"
+_EN = "\u2013"
+
+
+@dataclass(frozen=True)
+class RatioStudyReport:
+    """What the page shows. The statistics are final; the arrays are one entry per sale."""
+
+    county_id: str
+    tax_year: int
+    sale_date_from: dt.date
+    sale_date_to: dt.date
+    trim: str
+    iqr_factor: float
+    group_by: str | None
+    property_class: str | None
+    arms_length_only: bool
+    generated_at: dt.datetime
+    overall: RatioStatistics
+    groups: Sequence[RatioStatistics]
+    cod_range: tuple[float, float]
+    """The COD range the verdicts used (depends on the property class, IAAO Table 9-1)."""
+    sale_price: FloatArray
+    ratio: FloatArray
+    trimmed: BoolArray
+    """True for a sale the study-wide outlier rule removed from the overall statistics."""
+
+
+@dataclass(frozen=True)
+class ChartSample:
+    """Which sales the chart draws, and the counts its caption reports."""
+
+    used: IndexArray
+    trimmed: IndexArray
+    used_total: int
+    trimmed_total: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.used.size + self.trimmed.size < self.used_total + self.trimmed_total
+
+
+def _systematic(index: IndexArray, sale_price: FloatArray, budget: int) -> IndexArray:
+    """``budget`` of ``index`` evenly spaced in sale-price order (all of them if they fit).
+
+    Why systematic in price order: it keeps the spread of the cloud along the price axis,
+    which is what a reader judges vertical equity from, and it is reproducible without a seed.
+    """
+    if budget >= index.size:
+        return index
+    by_price = index[np.argsort(sale_price[index], kind="stable")]
+    picked: IndexArray = by_price[np.arange(budget) * index.size // budget]
+    return picked
+
+
+def chart_sample(
+    sale_price: FloatArray, trimmed: BoolArray, max_points: int = MAX_CHART_POINTS
+) -> ChartSample:
+    """All sales when at most ``max_points``; else a deterministic sample of that many.
+
+    Trimmed outliers are the points a reviewer looks for, so they keep their proportional
+    share of the budget or a tenth of it, whichever is more (all of them, as a rule), without
+    crowding out the cloud of used sales, which fill the rest. Each kind is sampled
+    systematically in sale-price order (:func:`_systematic`).
+    """
+    if max_points < 1:
+        raise ValueError(f"max_points must be positive, got {max_points}")
+    out = np.flatnonzero(trimmed)
+    kept = np.flatnonzero(~trimmed)
+    if sale_price.size <= max_points:
+        return ChartSample(kept, out, kept.size, out.size)
+    share = out.size * max_points // sale_price.size
+    out_budget = min(out.size, max(share, max_points // 10))
+    return ChartSample(
+        used=_systematic(kept, sale_price, max_points - out_budget),
+        trimmed=_systematic(out, sale_price, out_budget),
+        used_total=int(kept.size),
+        trimmed_total=int(out.size),
+    )
+
+
+def write_ratio_study_html(
+    path: Path, report: RatioStudyReport, *, max_points: int = MAX_CHART_POINTS
+) -> None:
+    """Write the page to ``path``, part by part."""
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        for part in _page(report, max_points):
+            out.write(part)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _text(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _num(value: float | None, digits: int, *, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return _DASH
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _ci(interval: Interval | None, digits: int, *, signed: bool = False) -> str:
+    if interval is None:
+        return ""
+    lower = _num(interval.lower, digits, signed=signed)
+    upper = _num(interval.upper, digits, signed=signed)
+    return f"{lower} {_EN} {upper} ({interval.level:.0%})"
+
+
+def _range(bounds: tuple[float, float], digits: int, *, signed: bool = False) -> str:
+    return (
+        f"{_num(bounds[0], digits, signed=signed)} {_EN} {_num(bounds[1], digits, signed=signed)}"
+    )
+
+
+def _verdict(passed: bool | None, *, compact: bool = False) -> str:
+    if passed is None:
+        return f'<span class="na">{_DASH}{"" if compact else " not evaluated"}</span>'
+    if passed:
+        return '<span class="pass">\u2713 pass</span>'
+    return '<span class="fail">\u2717 fail</span>'
+
+
+def _meets(meets: bool | None, *, compact: bool = False) -> str:
+    if meets is None:
+        return f'<span class="na">{_DASH}{"" if compact else " not determined"}</span>'
+    return (
+        '<span class="pass">\u2713 yes</span>' if meets else '<span class="fail">\u2717 no</span>'
+    )
+
+
+def _trim_text(report: RatioStudyReport) -> str:
+    if report.trim == "iqr":
+        return (
+            f"IQR rule: ratios more than {report.iqr_factor:g} \u00d7 IQR beyond the quartiles "
+            "removed"
+        )
+    return "none (all sales used)"
+
+
+def _money(value: float) -> str:
+    """Short axis label: $850k, $1.2M."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"${value / scale:.3g}{suffix}"
+    return f"${value:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Page
+
+
+_CSS = """
+@page { size: landscape; margin: 12mm; }
+* { box-sizing: border-box; }
+body { font: 10pt/1.35 "Helvetica Neue", Helvetica, Arial, sans-serif; color: #111;
+       margin: 0 auto; max-width: 1120px; padding: 16px;
+       -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+h1 { font-size: 16pt; margin: 0 0 4px; }
+h2 { font-size: 12pt; margin: 18px 0 6px; border-bottom: 1px solid #999; }
+.meta { display: grid; grid-template-columns: max-content 1fr; gap: 1px 14px; margin: 6px 0; }
+.meta dt { font-weight: bold; } .meta dd { margin: 0; }
+table { border-collapse: collapse; margin: 4px 0 8px; }
+th, td { border: 1px solid #bbb; padding: 3px 6px; vertical-align: top; text-align: left; }
+th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.ci { display: block; color: #444; font-size: 8pt; }
+.groups { font-size: 8.5pt; }
+.groups th { font-size: 8pt; }
+.pass { color: #1b6e20; } .fail { color: #b00020; font-weight: bold; } .na { color: #666; }
+.note { color: #333; font-size: 9pt; }
+figure { margin: 8px 0; }
+figcaption { font-size: 9pt; color: #333; margin-top: 4px; }
+svg { width: 100%; height: auto; font: 11px "Helvetica Neue", Helvetica, Arial, sans-serif; }
+.axis path { stroke: #333; } .grid { stroke: #ddd; }
+.band { fill: #e3efe3; } .one { stroke: #333; stroke-width: 1.2; }
+.median { stroke: #1f4fa0; stroke-width: 1.4; stroke-dasharray: 6 4; }
+.used circle, .used-off path { fill: #3a6fb0; fill-opacity: 0.65; }
+.trimmed path { stroke: #c0392b; stroke-width: 1.6; fill: none; }
+.trimmed-off path { fill: none; stroke: #c0392b; stroke-width: 1.4; }
+footer { margin-top: 14px; font-size: 8.5pt; color: #444; }
+@media print {
+  body { padding: 0; max-width: none; }
+  thead { display: table-header-group; }
+  tr, figure, .meta { break-inside: avoid; }
+  h2 { break-after: avoid; }
+}
+"""
+
+
+def _page(report: RatioStudyReport, max_points: int) -> Iterator[str]:
+    county = _text(report.county_id)
+    window = f"{report.sale_date_from.isoformat()} to {report.sale_date_to.isoformat()}"
+    generated = report.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    trim = f"IQR trim {report.iqr_factor:g}" if report.trim == "iqr" else "no trim"
+    # Browsers print the title in the page header, so it alone identifies a loose sheet.
+    title = (
+        f"Sales ratio study {_DASH} {county}, tax year {report.tax_year}, sales {window}, "
+        f"{trim}, generated {generated}"
+    )
+    yield (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<header>\n<h1>Sales ratio study {_DASH} {county}, tax year {report.tax_year}</h1>\n"
+        '<dl class="meta">\n'
+    )
+    meta = [
+        ("County", report.county_id),
+        ("Tax year", str(report.tax_year)),
+        ("Sale window", window),
+        ("Sales", "arm's-length only" if report.arms_length_only else "all recorded sales"),
+        ("Property class", report.property_class or "all classes"),
+        ("Outlier trimming", _trim_text(report)),
+        ("Grouped by", (report.group_by or "").replace("_", " ") or "not grouped"),
+        ("Generated", generated),
+    ]
+    yield "".join(f"<dt>{_text(k)}</dt><dd>{_text(v)}</dd>\n" for k, v in meta)
+    yield "</dl>\n</header>\n"
+    yield from _overall_section(report)
+    if report.group_by is not None:
+        yield from _groups_section(report)
+    yield from _chart_section(report, max_points)
+    yield (
+        "<footer>\nRatio = assessed value \u00f7 sale price. COD: coefficient of dispersion "
+        "around the median ratio (%). PRD: mean ratio \u00f7 sale-price-weighted mean ratio. "
+        "PRB: coefficient of price-related bias (change in ratios when value doubles). "
+        "KI / MKI: Kakwani and modified Kakwani indices of vertical equity. Acceptable ranges "
+        "from the IAAO Standard on Ratio Studies (2013), Section 9 and Table 9-1; intervals are "
+        "distribution-free (median), bootstrap (COD, PRD) and t intervals (PRB).\n"
+        "</footer>\n</body>\n</html>\n"
+    )
+
+
+def _stat_row(label: str, value: str, ci: str = "") -> str:
+    return f'<tr><th scope="row">{label}</th><td class="num">{value}</td><td>{ci}</td></tr>\n'
+
+
+def _overall_section(report: RatioStudyReport) -> Iterator[str]:
+    s = report.overall
+    trimmed = s.count - s.count_used
+    used = _count(s.count_used) + (f" ({_count(trimmed)} trimmed)" if trimmed else "")
+    yield (
+        "<section>\n<h2>Overall statistics</h2>\n<table>\n<thead><tr><th>Statistic</th>"
+        "<th>Value</th><th>Confidence interval</th></tr></thead>\n<tbody>\n"
+    )
+    yield _stat_row("Sales in study (count)", _count(s.count))
+    yield _stat_row("Sales used (count used)", used)
+    yield _stat_row("Median ratio", _num(s.median_ratio, 3), _ci(s.median_ratio_ci, 3))
+    yield _stat_row("Mean ratio", _num(s.mean_ratio, 3))
+    yield _stat_row("Weighted mean ratio", _num(s.weighted_mean_ratio, 3))
+    yield _stat_row("COD (%)", _num(s.cod, 1), _ci(s.cod_ci, 1))
+    yield _stat_row("PRD", _num(s.prd, 3), _ci(s.prd_ci, 3))
+    yield _stat_row("PRB", _num(s.prb, 3, signed=True), _ci(s.prb_ci, 3, signed=True))
+    yield _stat_row("KI", _num(s.ki, 4, signed=True))
+    yield _stat_row("MKI", _num(s.mki, 3))
+    yield "</tbody>\n</table>\n"
+
+    standards = (
+        ("Level", "median ratio", "level", _num(s.median_ratio, 3), _range(LEVEL_RANGE, 2)),
+        ("Uniformity", "COD (%)", "cod", _num(s.cod, 1), _range(report.cod_range, 1)),
+        ("Vertical equity", "PRD", "prd", _num(s.prd, 3), _range(PRD_RANGE, 2)),
+        (
+            "Vertical equity",
+            "PRB",
+            "prb",
+            _num(s.prb, 3, signed=True),
+            _range(PRB_RANGE, 2, signed=True),
+        ),
+    )
+    yield (
+        "<h2>IAAO standards</h2>\n<table>\n<thead><tr><th>Standard</th><th>Statistic</th>"
+        "<th>Value</th><th>Acceptable range</th><th>Result</th></tr></thead>\n<tbody>\n"
+    )
+    for name, stat, key, value, bounds in standards:
+        yield (
+            f'<tr><td>{name}</td><td>{stat}</td><td class="num">{value}</td>'
+            f'<td class="num">{bounds}</td><td>{_verdict(s.standards.get(key))}</td></tr>\n'
+        )
+    yield (
+        f'<tr><th colspan="4" scope="row">Meets IAAO standards</th>'
+        f"<td>{_meets(s.meets_standards)}</td></tr>\n</tbody>\n</table>\n"
+    )
+    yield f'<p class="note"><strong>Notes:</strong> {_text(s.note or "none")}</p>\n</section>\n'
+
+
+_GROUP_HEADER = (
+    "Group",
+    "Count",
+    "Used",
+    "Median ratio",
+    "Mean",
+    "Weighted mean",
+    "COD (%)",
+    "PRD",
+    "PRB",
+    "KI",
+    "MKI",
+    "Level",
+    "COD",
+    "PRD",
+    "PRB",
+    "Meets standards",
+    "Note",
+)
+
+
+def _with_ci(value: str, interval: Interval | None, digits: int, *, signed: bool = False) -> str:
+    ci = _ci(interval, digits, signed=signed)
+    extra = f'<span class="ci">{ci}</span>' if ci else ""
+    return f'<td class="num">{value}{extra}</td>'
+
+
+def _group_row(s: RatioStatistics) -> str:
+    cells = [
+        f'<th scope="row">{_text(s.group if s.group is not None else _DASH)}</th>',
+        f'<td class="num">{_count(s.count)}</td>',
+        f'<td class="num">{_count(s.count_used)}</td>',
+        _with_ci(_num(s.median_ratio, 3), s.median_ratio_ci, 3),
+        f'<td class="num">{_num(s.mean_ratio, 3)}</td>',
+        f'<td class="num">{_num(s.weighted_mean_ratio, 3)}</td>',
+        _with_ci(_num(s.cod, 1), s.cod_ci, 1),
+        _with_ci(_num(s.prd, 3), s.prd_ci, 3),
+        _with_ci(_num(s.prb, 3, signed=True), s.prb_ci, 3, signed=True),
+        f'<td class="num">{_num(s.ki, 4, signed=True)}</td>',
+        f'<td class="num">{_num(s.mki, 3)}</td>',
+        *(
+            f"<td>{_verdict(s.standards.get(k), compact=True)}</td>"
+            for k in ("level", "cod", "prd", "prb")
+        ),
+        f"<td>{_meets(s.meets_standards, compact=True)}</td>",
+        f'<td class="note">{_text(s.note or "")}</td>',
+    ]
+    return "<tr>" + "".join(cells) + "</tr>\n"
+
+
+def _groups_section(report: RatioStudyReport) -> Iterator[str]:
+    by = _text((report.group_by or "").replace("_", " "))
+    yield (
+        f"<section>\n<h2>Statistics by {by}</h2>\n"
+        f'<p class="note">Each group is trimmed and judged on its own sales. Acceptable ranges: '
+        f"level {_range(LEVEL_RANGE, 2)}, COD {_range(report.cod_range, 1)}, "
+        f"PRD {_range(PRD_RANGE, 2)}, PRB {_range(PRB_RANGE, 2, signed=True)}.</p>\n"
+        '<table class="groups">\n<thead><tr>'
+        + "".join(f'<th scope="col">{h}</th>' for h in _GROUP_HEADER)
+        + "</tr></thead>\n<tbody>\n"
+    )
+    for group in report.groups:
+        yield _group_row(group)
+    if not report.groups:
+        yield f'<tr><td colspan="{len(_GROUP_HEADER)}">no groups</td></tr>\n'
+    yield "</tbody>\n</table>\n</section>\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Chart
+
+
+def _nice_step(span: float, target: int) -> float:
+    raw = span / target
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw * 0.999)
+
+
+def _linear_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    step = _nice_step(hi - lo, target)
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [round(k * step, 10) for k in range(first, last + 1)]
+
+
+def _decimals(ticks: Sequence[float]) -> int:
+    """Fewest decimals (up to 3) that print every tick exactly: 0.9/1.0/1.1 or 0.25/0.50."""
+    return next(
+        (d for d in range(4) if all(abs(round(t, d) - t) < 1e-9 for t in ticks)),
+        3,
+    )
+
+
+def _price_ticks(lo_log: float, hi_log: float) -> list[float]:
+    """Log-axis ticks: decades, else 1-2-5, else 1..9 per decade; linear ticks on a tiny span."""
+    decades = range(math.floor(lo_log), math.ceil(hi_log) + 1)
+    candidates: list[list[float]] = []
+    for multipliers in ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [
+            m * 10.0**d
+            for d in decades
+            for m in multipliers
+            if lo_log <= math.log10(m * 10.0**d) <= hi_log
+        ]
+        if len(ticks) >= 4:
+            return ticks
+        candidates.append(ticks)
+    if len(candidates[-1]) >= 2:
+        return candidates[-1]
+    return [t for t in _linear_ticks(10.0**lo_log, 10.0**hi_log, 4) if t > 0]
+
+
+def _ratio_domain(ratio: FloatArray, median: float | None) -> tuple[float, float]:
+    """Vertical range: the level band and every ratio within 3 IQR of the quartiles.
+
+    Why not simply min..max: one data-entry error (a ratio of 40) would flatten every other
+    point into a line. Ratios beyond the range are drawn on its edge as triangles and counted
+    in the caption.
+    """
+    q1, q3 = np.quantile(ratio, [0.25, 0.75])
+    fence = 3.0 * float(q3 - q1)
+    core = ratio[(ratio >= q1 - fence) & (ratio <= q3 + fence)]
+    lo = min(LEVEL_RANGE[0] - 0.05, float(core.min()))
+    hi = max(LEVEL_RANGE[1] + 0.05, float(core.max()))
+    if median is not None:
+        lo, hi = min(lo, median), max(hi, median)
+    pad = 0.04 * (hi - lo)
+    return max(0.0, lo - pad), hi + pad
+
+
+def _price_domain(sale_price: FloatArray) -> tuple[float, float]:
+    lo, hi = math.log10(float(sale_price.min())), math.log10(float(sale_price.max()))
+    if hi - lo < 0.1:
+        mid = (lo + hi) / 2
+        lo, hi = mid - 0.05, mid + 0.05
+    pad = 0.03 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+@dataclass(frozen=True)
+class _Scale:
+    x_lo: float
+    x_hi: float
+    y_lo: float
+    y_hi: float
+
+    def x(self, log_price: FloatArray | float) -> FloatArray:
+        return np.asarray(_LEFT + (log_price - self.x_lo) / (self.x_hi - self.x_lo) * _PLOT_W)
+
+    def y(self, ratio: FloatArray | float) -> FloatArray:
+        return np.asarray(_TOP + (self.y_hi - ratio) / (self.y_hi - self.y_lo) * _PLOT_H)
+
+
+def _marks(template: str, *columns: FloatArray) -> Iterator[str]:
+    """One SVG element per point; coordinates were computed vectorised beforehand."""
+    for values in zip(*(np.round(c, 1).tolist() for c in columns), strict=True):
+        yield template.format(*values)
+
+
+def _points(scale: _Scale, price: FloatArray, ratio: FloatArray, kind: str) -> Iterator[str]:
+    """The in-range points of one kind, then its off-scale ones as edge triangles."""
+    x = scale.x(np.log10(price))
+    y = scale.y(ratio)
+    above = ratio > scale.y_hi
+    below = ratio < scale.y_lo
+    inside = ~(above | below)
+    yield f'<g class="{kind}">\n'
+    if kind == "used":
+        yield from _marks('<circle cx="{}" cy="{}" r="2.4"/>', x[inside], y[inside])
+    else:
+        yield from _marks('<path d="M{} {}l6 6m0 -6l-6 6"/>', x[inside] - 3, y[inside] - 3)
+    yield f'</g>\n<g class="{kind}-off">\n'
+    top, bottom = float(_TOP), float(_TOP + _PLOT_H)
+    yield from _marks(f'<path d="M{{}} {top}l-4 7h8z"/>', x[above])
+    yield from _marks(f'<path d="M{{}} {bottom}l-4 -7h8z"/>', x[below])
+    yield "</g>\n"
+
+
+def _hline(scale: _Scale, ratio: float, css: str) -> str:
+    y = float(scale.y(ratio))
+    return f'<line class="{css}" x1="{_LEFT}" x2="{_LEFT + _PLOT_W}" y1="{y:.1f}" y2="{y:.1f}"/>\n'
+
+
+def _axes(scale: _Scale) -> Iterator[str]:
+    right, bottom = _LEFT + _PLOT_W, _TOP + _PLOT_H
+    y_ticks = _linear_ticks(scale.y_lo, scale.y_hi, 8)
+    digits = _decimals(y_ticks)
+    yield '<g class="axis">\n'
+    for tick in y_ticks:
+        y = float(scale.y(tick))
+        yield (
+            f'<line class="grid" x1="{_LEFT}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.{digits}f}</text>\n'
+        )
+    for tick in _price_ticks(scale.x_lo, scale.x_hi):
+        x = float(scale.x(math.log10(tick)))
+        yield (
+            f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{bottom}"/>'
+            f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_money(tick)}</text>\n'
+        )
+    yield (
+        f'<path fill="none" d="M{_LEFT} {_TOP}V{bottom}H{right}"/>\n'
+        f'<text x="{_LEFT + _PLOT_W / 2:.0f}" y="{bottom + 34}" text-anchor="middle">'
+        "Sale price (log scale)</text>\n"
+        f'<text transform="translate(16 {_TOP + _PLOT_H / 2:.0f}) rotate(-90)" '
+        'text-anchor="middle">Ratio (assessed value \u00f7 sale price)</text>\n</g>\n'
+    )
+
+
+def _legend(median: float | None) -> str:
+    """Below the axis title, in two rows of three, so it never hides a point."""
+    entries = [
+        ('<g class="used"><circle cx="12" cy="0" r="3"/></g>', "Sale used in the statistics"),
+        ('<g class="trimmed"><path d="M9 -3l6 6m0 -6l-6 6"/></g>', "Trimmed outlier"),
+        (
+            '<g class="used-off"><path d="M8 4l-4 -7h8z"/></g>'
+            '<g class="trimmed-off"><path d="M20 4l-4 -7h8z"/></g>',
+            "Beyond the vertical scale (drawn on its edge)",
+        ),
+        (
+            '<rect class="band" x="4" y="-5" width="18" height="10"/>',
+            f"IAAO level range {_range(LEVEL_RANGE, 2)}",
+        ),
+        ('<line class="one" x1="4" x2="22" y1="0" y2="0"/>', "Ratio 1.00"),
+        (
+            '<line class="median" x1="4" x2="22" y1="0" y2="0"/>',
+            f"Median ratio {_num(median, 3)}" if median is not None else "Median ratio (none)",
+        ),
+    ]
+    top = _TOP + _PLOT_H + 50
+    parts = ['<g class="legend">']
+    for i, (mark, label) in enumerate(entries):
+        x, y = _LEFT + (i % 3) * 290, top + (i // 3) * 18
+        parts.append(
+            f'<g transform="translate({x} {y})">{mark}<text x="30" y="4">{_text(label)}</text></g>'
+        )
+    parts.append("</g>\n")
+    return "".join(parts)
+
+
+def _caption(report: RatioStudyReport, sample: ChartSample, off_scale: int) -> str:
+    total = report.sale_price.size
+    shown = sample.used.size + sample.trimmed.size
+    if sample.sampled:
+        step = sample.used_total / max(sample.used.size, 1)
+        text = (
+            f"Plotted: a sample of {_count(shown)} of {_count(total)} sales, so the file stays "
+            f"printable: {_count(sample.trimmed.size)} of {_count(sample.trimmed_total)} trimmed "
+            f"outliers and {_count(sample.used.size)} of {_count(sample.used_total)} used sales, "
+            f"each a systematic sample evenly spaced in sale-price order (about 1 in "
+            f"{step:.1f} used sales). The statistics use all {_count(total)} sales."
+        )
+    else:
+        text = f"All {_count(total)} sales are plotted."
+    if off_scale:
+        text += (
+            f" {_count(off_scale)} plotted sale(s) lie beyond the vertical scale and are drawn "
+            "as triangles on its edge."
+        )
+    return (
+        "Ratio against sale price (log scale). Shaded band: IAAO level range "
+        f"{_range(LEVEL_RANGE, 2)}; solid line: ratio 1.00; dashed line: median ratio of the "
+        f"sales used. {text}"
+    )
+
+
+def _chart_section(report: RatioStudyReport, max_points: int) -> Iterator[str]:
+    price, ratio = report.sale_price, report.ratio
+    yield "<section>\n<h2>Ratio against sale price</h2>\n"
+    if price.size == 0:
+        yield '<p class="note">No sales to plot.</p>\n</section>\n'
+        return
+    median = report.overall.median_ratio
+    sample = chart_sample(price, report.trimmed, max_points)
+    y_lo, y_hi = _ratio_domain(ratio, median)
+    scale = _Scale(*_price_domain(price), y_lo, y_hi)
+    shown = np.concatenate([sample.used, sample.trimmed])
+    off_scale = int(np.count_nonzero((ratio[shown] < y_lo) | (ratio[shown] > y_hi)))
+    band_top, band_bottom = float(scale.y(LEVEL_RANGE[1])), float(scale.y(LEVEL_RANGE[0]))
+    yield (
+        f'<figure>\n<svg viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" '
+        'aria-labelledby="chart-title">\n'
+        f'<title id="chart-title">Ratio against sale price, {_text(report.county_id)} '
+        f"tax year {report.tax_year}</title>\n"
+        f'<rect class="band" x="{_LEFT}" y="{band_top:.1f}" width="{_PLOT_W}" '
+        f'height="{band_bottom - band_top:.1f}"/>\n'
+    )
+    yield from _axes(scale)
+    yield _hline(scale, 1.0, "one")
+    yield from _points(scale, price[sample.used], ratio[sample.used], "used")
+    yield from _points(scale, price[sample.trimmed], ratio[sample.trimmed], "trimmed")
+    if median is not None:
+        yield _hline(scale, median, "median")
+    yield _legend(median)
+    yield (
+        f"</svg>\n<figcaption>{_text(_caption(report, sample, off_scale))}</figcaption>\n"
+        "</figure>\n</section>\n"
+    )
