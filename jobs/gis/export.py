@@ -2,12 +2,15 @@
 
 Parcels are read through a server-side cursor in batches; the indexed bbox columns
 prefilter in SQL and shapely decides exact intersection, batch by batch, so memory stays
-flat however many parcels the county has.
+flat however many parcels the county has. Each batch's GEOS and formatting work runs in a
+thread, so one export does not stall the worker's other jobs or its progress events.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 import shapely
@@ -17,8 +20,9 @@ from sqlalchemy.orm import aliased
 from app.models import Assessment, Parcel, Sale
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
-from jobs.gis.area import parse_area_of_interest
-from jobs.gis.writers import Field, open_writer
+from jobs.gis.area import AreaOfInterest, parse_area_of_interest
+from jobs.gis.writers import FeatureWriter, Field, open_writer
+from jobs.spec import JobFailure
 
 if TYPE_CHECKING:
     from jobs.kinds.gis_export import GisExportParams
@@ -42,6 +46,10 @@ ASSESSMENT_FIELDS = (
     Field("assessed_value", "float"),
 )
 SALE_FIELDS = (Field("last_sale_date", "date"), Field("last_sale_price", "float"))
+_POLYGON_TYPES = (shapely.GeometryType.POLYGON.value, shapely.GeometryType.MULTIPOLYGON.value)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
@@ -110,16 +118,7 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
             ctx.columns["export_format"], ctx.job_dir, f"parcels_{ctx.county_id}", fields
         ) as writer:
             async for rows in stream.partitions(params.batch_size):
-                geometries = shapely.from_geojson(
-                    np.array([row.geojson for row in rows], dtype=object)
-                )
-                keep = area.intersects(geometries) if area is not None else np.ones(len(rows), bool)
-                records = [
-                    dict(zip(names, _reorder(row), strict=True))
-                    for row, kept in zip(rows, keep, strict=True)
-                    if kept
-                ]
-                writer.write_batch(geometries[keep], records)
+                await _off_loop(_write_batch, writer, rows, names, area)
                 scanned += len(rows)
                 await ctx.progress(
                     "writing features",
@@ -136,6 +135,41 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
         "crs": "EPSG:4326",
         "field_names": written.field_names,
     }
+
+
+def _write_batch(
+    writer: FeatureWriter, rows: Sequence[Any], names: list[str], area: AreaOfInterest | None
+) -> None:
+    """Keep the rows whose lot intersects the area and append them to the file."""
+    geometries = shapely.from_geojson(np.array([row.geojson for row in rows], dtype=object))
+    keep = area.intersects(geometries) if area is not None else np.ones(len(rows), bool)
+    kept = geometries[keep]
+    kept_rows = [row for row, kept_row in zip(rows, keep.tolist(), strict=True) if kept_row]
+    # A parcel imported with lon/lat is a Point. Every export format here is one polygon
+    # layer (a Shapefile cannot even mix shape types), and dropping the parcel would make the
+    # file silently incomplete, so the export stops with a reason the office can act on.
+    not_lot = ~np.isin(shapely.get_type_id(kept), _POLYGON_TYPES)
+    if not_lot.any():
+        at = int(np.flatnonzero(not_lot)[0])
+        raise JobFailure(
+            "UNSUPPORTED_GEOMETRY",
+            f"parcel {kept_rows[at].parcel_id} is located by a {kept[at].geom_type}, not a lot "
+            "polygon; exports are polygon layers, so import its boundary (a geometry column)",
+        )
+    records = [dict(zip(names, _reorder(row), strict=True)) for row in kept_rows]
+    writer.write_batch(kept, records)
+
+
+async def _off_loop(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run blocking batch work in a thread. If the job is cancelled meanwhile (arq's timeout),
+    the batch is let finish before unwinding, so the writer's exit deletes a file that no
+    thread is still writing to."""
+    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 def _reorder(row: Any) -> tuple[Any, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -74,6 +75,9 @@ async def validate(
     sales, classes, neighborhoods = await sales_profile(session, county_id)
     # Design columns: 7 dense terms plus one dummy per class and neighbourhood but the first.
     needed = minimum_sales(7 + max(classes - 1, 0) + max(neighborhoods - 1, 0))
+    if property_id is None:
+        # A county-wide job fits on the sales left after its holdout.
+        needed = math.ceil(needed / (1 - params.holdout_fraction))
     if sales < needed:
         raise BadInput(
             "countyId",

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import delete, insert
 
 from jobs.context import RunContext
-from jobs.spec import JobFailure
 from jobs.stats.ratio import ratio_statistics
-from jobs.stats.valuation import InsufficientSales, evaluate, fit_hedonic, holdout_split
-from jobs.valuation.data import load_parcels, load_sales
+from jobs.stats.valuation import evaluate, holdout_split
+from jobs.valuation.data import fit_model, load_parcels, load_sales
 from jobs.valuation.single_parcel import valuation_date
 
 if TYPE_CHECKING:
@@ -32,12 +31,7 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
     n_sales = len(sales.sale_price)
     train, test = holdout_split(n_sales, params.holdout_fraction, seed=0)
     await ctx.progress("fitting model", processed=len(train), total=n_sales, percent=15)
-    try:
-        model = fit_hedonic(
-            sales.features.take(train), sales.sale_price[train], sales.sale_date[train], as_of
-        )
-    except InsufficientSales as exc:
-        raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
+    model = fit_model(sales, as_of, train)
     await ctx.progress("holdout check", processed=len(test), total=n_sales, percent=30)
     # Held-out sales are valued at their own sale dates, so the check does not mix model
     # error with the market's movement since.
@@ -48,7 +42,9 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
     path = ctx.new_file("valuations.csv")
     written = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
-        handle.write("parcel_id,estimated_value,lower,upper\n")
+        # The csv module quotes a parcel id holding a comma or quote, as imported ids may.
+        out = csv.writer(handle)
+        out.writerow(["parcel_id", "estimated_value", "lower", "upper"])
         async with ctx.sessions.begin() as session:
             # A re-run of the same job replaces its values instead of adding to them.
             await session.execute(
@@ -56,10 +52,16 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
             )
             for start in range(0, total, BATCH):
                 part = slice(start, min(start + BATCH, total))
-                prediction = model.predict(parcels.features.take(np.arange(total)[part]))
-                ids = parcels.parcel_id[part]
+                prediction = model.predict(parcels.features.take(range(start, part.stop)))
+                # Cents, in the table and in the file alike, so the two agree to the digit.
                 rows = list(
-                    zip(ids, prediction.estimate, prediction.lower, prediction.upper, strict=True)
+                    zip(
+                        parcels.parcel_id[part].tolist(),
+                        prediction.estimate.round(2).tolist(),
+                        prediction.lower.round(2).tolist(),
+                        prediction.upper.round(2).tolist(),
+                        strict=True,
+                    )
                 )
                 await session.execute(
                     insert(ParcelValuation),
@@ -68,14 +70,14 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
                             "job_id": ctx.job_id,
                             "county_id": ctx.county_id,
                             "parcel_id": pid,
-                            "estimated_value": float(value),
-                            "lower": float(lower),
-                            "upper": float(upper),
+                            "estimated_value": value,
+                            "lower": lower,
+                            "upper": upper,
                         }
                         for pid, value, lower, upper in rows
                     ],
                 )
-                handle.writelines(f"{p},{v:.2f},{lo:.2f},{hi:.2f}\n" for p, v, lo, hi in rows)
+                out.writerows(rows)
                 written += len(rows)
                 await ctx.progress(
                     "valuing parcels",

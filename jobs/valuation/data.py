@@ -1,7 +1,9 @@
-"""Parcel characteristics and arm's-length sales of a county, as valuation features."""
+"""Parcel characteristics and arm's-length sales of a county, as valuation features, and the
+hedonic fit on them that both the county-wide and the single-parcel valuation use."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +12,20 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Parcel, Sale
-from jobs.stats.valuation import Features
+from jobs.spec import JobFailure
+from jobs.stats.valuation import (
+    NUMERIC_FIELDS,
+    Features,
+    HedonicModel,
+    InsufficientSales,
+    SingularDesign,
+    fit_hedonic,
+)
+
+#: The label a missing class or neighbourhood gets: the fit treats it as a level of its own.
+NO_LEVEL = "(none)"
+#: Characteristics that only count as known when positive (jobs.stats.valuation's rule).
+_POSITIVE_FIELDS = frozenset({"living_area_sqft", "lot_size_sqft", "year_built"})
 
 FEATURE_COLUMNS = (
     Parcel.parcel_id,
@@ -42,10 +57,11 @@ class SaleSet:
 
 def _features(cols: list[tuple[object, ...]]) -> Features:
     def floats(values: tuple[object, ...]) -> npt.NDArray[np.float64]:
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        # numpy reads None as NaN when asked for floats: NaN is "missing" to the model.
+        return np.array(values, dtype=np.float64)
 
     def labels(values: tuple[object, ...]) -> npt.NDArray[np.str_]:
-        return np.array(["(none)" if v is None else v for v in values], dtype=str)
+        return np.array([NO_LEVEL if v is None else v for v in values], dtype=str)
 
     return Features(
         living_area_sqft=floats(cols[1]),
@@ -95,13 +111,17 @@ async def load_sales(session: AsyncSession, county_id: str) -> SaleSet:
 
 
 async def sales_profile(session: AsyncSession, county_id: str) -> tuple[int, int, int]:
-    """(arm's-length sales, property classes, neighbourhoods) among sold parcels."""
+    """(arm's-length sales, property classes, neighbourhoods) among sold parcels.
+
+    A missing class or neighbourhood is counted as a level, because the fit gives it a
+    dummy column of its own: counting it too keeps the minimum-sales check in step with it.
+    """
     row = (
         await session.execute(
             select(
                 func.count(Sale.id),
-                func.count(Parcel.property_class.distinct()),
-                func.count(Parcel.neighborhood.distinct()),
+                func.count(func.coalesce(Parcel.property_class, NO_LEVEL).distinct()),
+                func.count(func.coalesce(Parcel.neighborhood, NO_LEVEL).distinct()),
             )
             .select_from(Sale)
             .join(
@@ -111,3 +131,37 @@ async def sales_profile(session: AsyncSession, county_id: str) -> tuple[int, int
         )
     ).one()
     return int(row[0]), int(row[1]), int(row[2])
+
+
+def fit_model(
+    sales: SaleSet, as_of: dt.date, rows: npt.NDArray[np.intp] | None = None
+) -> HedonicModel:
+    """The hedonic model of the sales (those at `rows`, e.g. a training split), at `as_of`.
+
+    What stops a fit is the county's data, not the server: too few sales, a characteristic
+    no sale has (parcels imported without that column), or terms the sales cannot tell apart
+    (a class sold in one neighbourhood only). Each ends the job FAILED with a code and a
+    reason the office can act on, never as an unexplained INTERNAL_ERROR.
+    """
+    if rows is None:
+        rows = np.arange(len(sales.sale_price))
+    features = sales.features.take(rows)
+    absent = [name for name in NUMERIC_FIELDS if not _known(name, getattr(features, name)).any()]
+    if absent:
+        raise JobFailure(
+            "MISSING_CHARACTERISTICS",
+            f"no sold parcel has a usable value for {', '.join(absent)}; the hedonic model "
+            "needs living area, lot size, year built, bedrooms and bathrooms for some sales "
+            "(import the parcels with those columns)",
+        )
+    try:
+        return fit_hedonic(features, sales.sale_price[rows], sales.sale_date[rows], as_of)
+    except InsufficientSales as exc:
+        raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
+    except SingularDesign as exc:
+        raise JobFailure("SINGULAR_DESIGN", str(exc)) from None
+
+
+def _known(name: str, values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    in_range = values > 0 if name in _POSITIVE_FIELDS else values >= 0
+    return np.isfinite(values) & in_range

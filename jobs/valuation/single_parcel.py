@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Any
 
 from jobs.context import RunContext
 from jobs.files import write_csv
 from jobs.spec import JobFailure
-from jobs.stats.valuation import InsufficientSales, fit_hedonic, select_comparables
-from jobs.valuation.data import load_parcels, load_sales
+from jobs.stats.valuation import InsufficientSales, select_comparables
+from jobs.valuation.data import fit_model, load_parcels, load_sales
 
 if TYPE_CHECKING:
     from jobs.kinds.valuation import ValuationParams
+
+
+COMPARABLE_COLUMNS = ("parcel_id", "sale_date", "sale_price", "adjusted_price", "distance")
 
 
 def valuation_date(params: ValuationParams) -> dt.date:
@@ -29,10 +33,7 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
     if len(subject.parcel_id) != 1:
         raise JobFailure("UNKNOWN_PARCEL", f"parcel {parcel_id} is no longer in {ctx.county_id}")
     await ctx.progress("fitting model", processed=len(sales.sale_price), percent=30)
-    try:
-        model = fit_hedonic(sales.features, sales.sale_price, sales.sale_date, as_of)
-    except InsufficientSales as exc:
-        raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
+    model = fit_model(sales, as_of)
     await ctx.progress("valuing parcel", percent=70)
     result: dict[str, Any] = {
         "method": params.method,
@@ -51,15 +52,20 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
             },
         )
     else:
-        chosen = select_comparables(
-            subject.features,
-            sales.features,
-            sales.sale_price,
-            sales.sale_date,
-            k=params.k,
-            valuation_date=as_of,
-            model=model,
-        )
+        try:
+            chosen = select_comparables(
+                subject.features,
+                sales.features,
+                sales.sale_price,
+                sales.sale_date,
+                k=params.k,
+                valuation_date=as_of,
+                model=model,
+            )
+        except InsufficientSales as exc:
+            # Typically a valuation date past the county's latest sales: only sales of the
+            # 24 months before it count as comparables.
+            raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
         comparables = [
             {
                 "parcel_id": str(sales.parcel_id[i]),
@@ -75,9 +81,9 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
         result.update(
             estimated_value=chosen.estimate,
             interval=(
-                {"lower": chosen.lower, "upper": chosen.upper, "level": chosen.level}
-                if chosen.lower == chosen.lower
-                else None
+                None
+                if math.isnan(chosen.lower)
+                else {"lower": chosen.lower, "upper": chosen.upper, "level": chosen.level}
             ),
             comparables=comparables,
         )
@@ -104,20 +110,8 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
         comp_path = ctx.new_file("comparables.csv")
         comp_rows = write_csv(
             comp_path,
-            ["parcel_id", "sale_date", "sale_price", "adjusted_price", "distance"],
-            (
-                [
-                    c[key]
-                    for key in (
-                        "parcel_id",
-                        "sale_date",
-                        "sale_price",
-                        "adjusted_price",
-                        "distance",
-                    )
-                ]
-                for c in result["comparables"]
-            ),
+            COMPARABLE_COLUMNS,
+            ([c[key] for key in COMPARABLE_COLUMNS] for c in result["comparables"]),
         )
         files.append(ctx.result_file(comp_path, "text/csv", comp_rows))
     result["files"] = files
