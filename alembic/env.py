@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
+from app import auth  # noqa: F401  (registers api_tokens on Base.metadata)
 from app.config import Settings
 from app.db import async_url
 from app.models import Base

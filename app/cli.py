@@ -1,4 +1,4 @@
-"""`terrafusion`: serve, worker, migrate, import, demo-data.
+"""`terrafusion`: serve, worker, migrate, import, demo-data, token.
 
 Every command takes `--data-dir`; with DATABASE_URL / REDIS_URL unset it uses (and shares)
 the embedded servers of that folder.
@@ -24,6 +24,8 @@ from app.services import Services, open_services
 
 log = logging.getLogger("terrafusion")
 
+LOCAL_ADMIN = "local-admin"
+LOCAL_ADMIN_FILE = "local-admin.token"
 DEMO_COUNTY = "COUNTY01"
 DEMO_PARCELS = 20_000
 
@@ -113,6 +115,92 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_sessions(services: Services, work):  # type: ignore[no-untyped-def]
+    from app.db import create_session_factory
+
+    return await _with_engine(services, lambda engine: work(create_session_factory(engine)))
+
+
+def _token_services(args: argparse.Namespace) -> Services:
+    from app.migrate import upgrade
+
+    services = open_services(_settings(args), redis=False)
+    upgrade(services.settings.database_url or "")
+    return services
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from app.auth import TokenError, create_token
+
+    services = _token_services(args)
+    try:
+        token = asyncio.run(
+            _with_sessions(
+                services,
+                lambda sessions: create_token(sessions, args.name, args.permissions.split(",")),
+            )
+        )
+    except TokenError as exc:
+        sys.stderr.write(f"token not created: {exc}\n")
+        return 1
+    print(f"token {args.name!r} created ({args.permissions}); it is shown only now:")
+    print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from app.auth import list_tokens
+
+    tokens = asyncio.run(_with_sessions(_token_services(args), list_tokens))
+    for t in tokens:
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        created = f"{t.created_at:%Y-%m-%d %H:%M}"
+        print(f"{t.name}\t{','.join(t.permissions)}\tcreated {created}\t{state}")
+    if not tokens:
+        print("no tokens; create one with `terrafusion token create`")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from app.auth import TokenError, revoke_token
+
+    services = _token_services(args)
+    try:
+        asyncio.run(_with_sessions(services, lambda sessions: revoke_token(sessions, args.name)))
+    except TokenError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    print(f"token {args.name!r} revoked")
+    return 0
+
+
+def _local_admin_token(services: Services) -> str:
+    """The embedded quick start's admin token: created on first start, kept (mode 0600) in
+    the data folder so later starts can print it again; replaced if it was revoked."""
+    from app.auth import authenticate, create_token, list_tokens
+
+    path = services.settings.data_dir / LOCAL_ADMIN_FILE
+
+    async def ensure(sessions) -> str:  # type: ignore[no-untyped-def]
+        if path.is_file():
+            kept = path.read_text().strip()
+            if await authenticate(sessions, kept) is not None:
+                return kept
+        existing = {t.name for t in await list_tokens(sessions)}
+        name = LOCAL_ADMIN
+        suffix = 2
+        while name in existing:
+            name, suffix = f"{LOCAL_ADMIN}-{suffix}", suffix + 1
+        token = await create_token(sessions, name, ["admin"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        return token
+
+    result: str = asyncio.run(_with_sessions(services, ensure))
+    return result
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from jobs.worker import run_worker
 
@@ -163,10 +251,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _load_demo_if_empty(services)
         if not args.no_worker:
             worker = _spawn_worker(services, args.data_dir)
-        print(
-            f"TerraFusion Jobs: GraphiQL at http://{args.host}:{args.port}/graphql",
-            flush=True,
-        )
+        url = f"http://{args.host}:{args.port}/graphql"
+        if services.settings.auth_disabled:
+            print(f"TerraFusion Jobs: GraphiQL at {url} (authentication disabled)", flush=True)
+        elif services.postgres is not None:
+            token = _local_admin_token(services)
+            print(
+                f"TerraFusion Jobs: GraphiQL at {url}?token={token}\n"
+                f"local admin token (kept in {services.settings.data_dir / LOCAL_ADMIN_FILE}):"
+                f"\n{token}",
+                flush=True,
+            )
+        else:
+            print(
+                f"TerraFusion Jobs: GraphiQL at {url}?token=<token> "
+                "(create one: terrafusion token create --name NAME --permissions admin)",
+                flush=True,
+            )
         # uvicorn re-raises SIGTERM once it has shut down; exiting through Python instead of
         # the default handler lets the `finally` below stop the worker and embedded servers.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -237,6 +338,30 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--county", required=True)
     imp.set_defaults(run=cmd_import)
+
+    token = command("token", "create, list and revoke API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+
+    def token_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = token_sub.add_parser(name, help=help)
+        p.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    create = token_command("create", "create a token; it is printed once, on the last line")
+    create.add_argument("--name", required=True, help="unique name; jobs are owned by it")
+    create.add_argument(
+        "--permissions",
+        required=True,
+        help="comma-separated: admin, data:import, <kind>:run, <kind>:read "
+        "(kinds: report, market_analysis, gis_export, valuation)",
+    )
+    create.set_defaults(run=cmd_token_create)
+    token_command("list", "list tokens (names, permissions, state)").set_defaults(
+        run=cmd_token_list
+    )
+    revoke = token_command("revoke", "revoke a token at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(run=cmd_token_revoke)
 
     demo = command("demo-data", "generate and load a synthetic county")
     demo.add_argument("--county", default=DEMO_COUNTY)

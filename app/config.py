@@ -58,6 +58,32 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(default=30, ge=1, le=3650)
     idempotency_window_hours: float = Field(default=24.0, gt=0)
+    auth_disabled: bool = Field(
+        default=False, description="true: no tokens; every caller is an anonymous admin"
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="comma-separated origins (https://app.example.org) whose pages may open "
+        "websockets besides the server's own; * allows any",
+    )
+    graphiql: bool = Field(default=True, description="serve GraphiQL at GET /graphql")
+    introspection: bool = Field(default=True, description="answer schema introspection")
+    max_query_depth: int = Field(default=12, ge=2)
+    max_aliases: int = Field(default=30, ge=0)
+    max_query_tokens: int = Field(default=2000, ge=100)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest HTTP body")
+    max_subscriptions_per_connection: int = Field(default=10, ge=1)
+    max_subscriptions_per_token: int = Field(default=100, ge=1)
+    ws_init_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="a websocket must send connection_init within this"
+    )
+    ws_auth_recheck_seconds: float = Field(
+        default=10.0, gt=0, description="how often an open websocket's token is checked again"
+    )
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def resolved_results_dir(self) -> Path:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,35 +16,156 @@ from arq.connections import ArqRedis, RedisSettings
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
+from app.auth import TOKEN_PATTERN, authenticate, bearer_token
 from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.events import EventBus
+from app.limits import BodySizeLimit, SubscriptionQuota, query_limits
 from app.metrics import Metrics
+from jobs.access import ANONYMOUS_ADMIN
 from jobs.lifecycle import Lifecycle
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from schema.schema import build_schema
 
+log = logging.getLogger(__name__)
+
 
 class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI view with authentication over HTTP and both websocket protocols."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            build_schema(extensions=query_limits(settings)),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            connection_init_wait_timeout=dt.timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            allowed_origins=settings.origins,
+        )
+        self.settings = settings
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state = request.app.state
-        return Context(
+        context = Context(
             request=request,
             settings=state.settings,
             sessions=state.sessions,
             lifecycle=state.lifecycle,
             bus=state.bus,
+            quota=state.quota,
         )
+        if isinstance(request, WebSocket):
+            request.state.guard = asyncio.create_task(self._guard(context))
+        elif not self.settings.auth_disabled:
+            context.token = bearer_token(request.headers)
+            context.caller = await authenticate(context.sessions, context.token)
+        return context
+
+    async def create_websocket_response(
+        self, request: WebSocket, subprotocol: str | None
+    ) -> WebSocket:
+        request.state.subprotocol = subprotocol
+        return await super().create_websocket_response(request, subprotocol)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Accept `connection_init` only with a valid token (close 4403 / connection_error)."""
+        if self.settings.auth_disabled:
+            context.caller = ANONYMOUS_ADMIN
+            context.initialised = True
+            return None
+        params = context.connection_params or {}
+        token = params.get("token")
+        context.token = bearer_token(params) or (token if isinstance(token, str) else None)
+        context.caller = await authenticate(context.sessions, context.token)
+        if context.caller is None:
+            raise ConnectionRejectionError(
+                {"message": "send a valid token in connection_init", "code": "UNAUTHENTICATED"}
+            )
+        context.initialised = True
+        return None
+
+    async def _guard(self, context: Context) -> None:
+        """Close a websocket that never initialises, or whose token is revoked while open.
+
+        Strawberry enforces the init timeout for graphql-transport-ws only; this covers the
+        legacy protocol too, and re-checks the token so a revoked one is cut off even while
+        its subscriptions just wait for events.
+        """
+        ws = context.request
+        assert isinstance(ws, WebSocket)
+        await asyncio.sleep(self.settings.ws_init_timeout_seconds)
+        if not context.initialised and _open(ws):
+            await _close(ws, 4408, "connection initialisation timeout")
+            return
+        if self.settings.auth_disabled:
+            return
+        while _open(ws):
+            await asyncio.sleep(self.settings.ws_auth_recheck_seconds)
+            try:
+                caller = await authenticate(context.sessions, context.token)
+            except (OSError, DBAPIError) as exc:
+                log.warning("could not re-check a websocket's token now: %s", exc)
+                continue
+            if caller is None and _open(ws):
+                await _close(ws, 4403, "Forbidden")
+                return
+
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Response | WebSocket:
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            guard = (
+                getattr(request.state, "guard", None) if isinstance(request, WebSocket) else None
+            )
+            if guard is not None:
+                guard.cancel()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL; with `?token=`, every request and subscription it sends carries it."""
+        html = self.graphql_ide_html
+        token = request.query_params.get("token", "")
+        if TOKEN_PATTERN.match(token):
+            headers = json.dumps({"Authorization": f"Bearer {token}"})
+            html = html.replace("const defaultHeaders = {};", f"const defaultHeaders = {headers};")
+            html = html.replace(
+                "subscriptionUrl,\n",
+                "subscriptionUrl,\n        wsConnectionParams: defaultHeaders,\n",
+            )
+        return HTMLResponse(html)
+
+
+def _open(ws: WebSocket) -> bool:
+    return WebSocketState.DISCONNECTED not in (ws.client_state, ws.application_state)
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Close as each protocol expects: the legacy one hears `connection_error` first."""
+    with contextlib.suppress(RuntimeError, OSError):
+        if getattr(ws.state, "subprotocol", None) == GRAPHQL_WS_PROTOCOL:
+            await ws.send_json({"type": "connection_error", "payload": {"message": reason}})
+        await ws.close(code=code, reason=reason)
 
 
 async def metrics(request: Request) -> Response:
@@ -69,16 +194,29 @@ async def healthz(request: Request) -> Response:
 
 
 async def result_file(request: Request) -> Response:
-    """Stream one of a job's files; only names the job's result lists are served."""
+    """Stream one of a job's files; only names the job's result lists are served.
+
+    It needs the token that may read the job (the header, or `?token=` so a browser link
+    works): 401 without a valid one, 404 for a job the caller may not see, as for no job.
+    """
+    settings: Settings = request.app.state.settings
+    caller = ANONYMOUS_ADMIN
+    if not settings.auth_disabled:
+        token = bearer_token(request.headers) or request.query_params.get("token")
+        found = await authenticate(request.app.state.sessions, token)
+        if found is None:
+            return PlainTextResponse(
+                "a valid token is required", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        caller = found
     name = request.path_params["name"]
     try:
         job_id = uuid.UUID(request.path_params["job_id"])
     except ValueError:
         return PlainTextResponse("not found", status_code=404)
-    snap = await request.app.state.lifecycle.get(job_id)
+    snap = await request.app.state.lifecycle.get(job_id, caller=caller)
     files = _result_files(snap["result"]) if snap and snap.get("result") else []
     match = next((f for f in files if f["name"] == name), None)
-    settings: Settings = request.app.state.settings
     path = settings.resolved_results_dir / str(job_id) / name
     if match is None or not path.is_file():
         return PlainTextResponse("not found", status_code=404)
@@ -108,6 +246,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.bus = bus
         app.state.metrics = Metrics(CollectorRegistry(), metric_kinds())
         app.state.lifecycle = Lifecycle(app.state.sessions, redis, settings, app.state.metrics)
+        app.state.quota = SubscriptionQuota(settings.max_subscriptions_per_token)
         try:
             yield
         finally:
@@ -115,7 +254,7 @@ def create_app(settings: Settings) -> Starlette:
             await redis.aclose()
             await engine.dispose()
 
-    graphql = GraphQLApp(build_schema(), graphql_ide="graphiql")
+    graphql = GraphQLApp(settings)
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -125,4 +264,5 @@ def create_app(settings: Settings) -> Starlette:
             Route("/results/{job_id}/{name}", result_file),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
     )

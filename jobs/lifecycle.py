@@ -27,7 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from app.config import Settings
 from app.db import SessionFactory
 from app.metrics import Metrics
+from jobs.access import Caller
 from jobs.idempotency import IdempotencyKey, find_key, request_hash
+from jobs.input_limits import check_input_sizes
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec
 from jobs.table import FINAL_STATUSES, JobStatus
@@ -65,6 +67,7 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "kind": spec.kind.value,
         "id": str(row.id),
         "county_id": row.county_id,
+        "owner": row.owner,
         "status": row.status,
         "message": row.message,
         "parameters": row.parameters_json,
@@ -146,14 +149,17 @@ class Lifecycle:
     # -- submit ---------------------------------------------------------------------------
 
     async def submit(
-        self, kind: JobKind, raw_input: Mapping[str, Any], caller: str = "anonymous"
+        self, kind: JobKind, raw_input: Mapping[str, Any], caller: Caller
     ) -> dict[str, Any]:
-        """Validate, insert PENDING, enqueue. Bad input raises BadInput and writes nothing.
+        """Validate, insert PENDING (owned by `caller`), enqueue. Bad input raises BadInput
+        and writes nothing; a caller without `<kind>:run` gets Forbidden.
 
         With an idempotency key already used by `caller` within the window, the existing job
         comes back instead (same request), or BadInput (a different one).
         """
+        caller.require(kind, "run")
         spec = KINDS[kind]
+        check_input_sizes(raw_input)
         controls = Controls.parse(raw_input, self.settings)
         async with self.sessions() as session:
             valid = await spec.validate(session, raw_input, self.settings)
@@ -195,14 +201,14 @@ class Lifecycle:
         spec: KindSpec,
         valid: Any,
         controls: Controls,
-        caller: str,
+        caller: Caller,
         digest: str,
     ) -> tuple[dict[str, Any], bool]:
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
             key = controls.idempotency_key
             if key is not None:
-                existing = await find_key(session, caller, key, window)
+                existing = await find_key(session, caller.name, key, window)
                 if existing is not None:
                     if existing.request_hash != digest:
                         raise BadInput(
@@ -219,6 +225,7 @@ class Lifecycle:
                     await session.flush()
             row = spec.model(
                 county_id=valid.county_id,
+                owner=caller.name,
                 parameters_json=valid.parameters,
                 priority=controls.priority,
                 scheduled_for=controls.scheduled_for,
@@ -231,7 +238,7 @@ class Lifecycle:
             if key is not None:
                 session.add(
                     IdempotencyKey(
-                        caller=caller,
+                        caller=caller.name,
                         key=key,
                         kind=spec.kind.value,
                         job_id=row.id,
@@ -264,18 +271,24 @@ class Lifecycle:
     # -- read ------------------------------------------------------------------------------
 
     async def find(
-        self, job_id: uuid.UUID, kind: JobKind | None = None
+        self, job_id: uuid.UUID, kind: JobKind | None = None, *, caller: Caller | None = None
     ) -> tuple[KindSpec, Any] | None:
+        """The job's row; with `caller`, only a job that caller may see (else None, as if
+        it did not exist, so ids of other callers' jobs leak nothing)."""
         specs = [KINDS[kind]] if kind else list(KINDS.values())
         async with self.sessions() as session:
             for spec in specs:
                 row = await session.get(spec.model, job_id)
                 if row is not None:
+                    if caller is not None and not caller.sees(spec.kind, row.owner):
+                        return None
                     return spec, row
         return None
 
-    async def get(self, job_id: uuid.UUID, kind: JobKind | None = None) -> dict[str, Any] | None:
-        found = await self.find(job_id, kind)
+    async def get(
+        self, job_id: uuid.UUID, kind: JobKind | None = None, *, caller: Caller | None = None
+    ) -> dict[str, Any] | None:
+        found = await self.find(job_id, kind, caller=caller)
         return snapshot(*found) if found else None
 
     # -- transitions -----------------------------------------------------------------------
@@ -441,13 +454,20 @@ class Lifecycle:
     # -- the client's side -----------------------------------------------------------------
 
     async def _control(
-        self, job_id: uuid.UUID, expected: Collection[JobStatus], action: str, **values: Any
+        self,
+        job_id: uuid.UUID,
+        caller: Caller,
+        expected: Collection[JobStatus],
+        action: str,
+        **values: Any,
     ) -> tuple[KindSpec, dict[str, Any]]:
-        """A client's state change: NOT_FOUND, or INVALID_JOB_STATE naming what is allowed."""
-        found = await self.find(job_id)
+        """A client's state change: NOT_FOUND (also for a job the caller may not see),
+        FORBIDDEN without `<kind>:run`, or INVALID_JOB_STATE naming what is allowed."""
+        found = await self.find(job_id, caller=caller)
         if found is None:
             raise JobNotFound(str(job_id))
         spec, _ = found
+        caller.require(spec.kind, "run")
         snap = await self.transition(spec, job_id, expected, **values)
         if snap is None:
             current = await self.get(job_id)
@@ -456,14 +476,15 @@ class Lifecycle:
             raise InvalidJobState(f"job {job_id} is {status}; only {allowed} jobs can be {action}")
         return spec, snap
 
-    async def cancel(self, job_id: uuid.UUID) -> dict[str, Any]:
+    async def cancel(self, job_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
         """A PENDING job never starts; a RUNNING one loses its claim and its worker stops it."""
-        found = await self.find(job_id)
+        found = await self.find(job_id, caller=caller)
         if found is None:
             raise JobNotFound(str(job_id))
         model = found[0].model
         _, snap = await self._control(
             job_id,
+            caller,
             [JobStatus.PENDING, JobStatus.RUNNING],
             "cancelled",
             status=JobStatus.CANCELLED,
@@ -474,10 +495,11 @@ class Lifecycle:
         )
         return snap
 
-    async def retry(self, job_id: uuid.UUID) -> dict[str, Any]:
+    async def retry(self, job_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
         """Run a FAILED or CANCELLED job again under the same id; `attempts` counts the runs."""
         spec, snap = await self._control(
             job_id,
+            caller,
             [JobStatus.FAILED, JobStatus.CANCELLED],
             "retried",
             status=JobStatus.PENDING,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, literal, select, tuple_, union_all
 
 from app.db import SessionFactory
+from jobs.access import Caller, Forbidden
 from jobs.lifecycle import snapshot
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind
@@ -44,15 +45,28 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
 async def list_jobs(
     sessions: SessionFactory,
     *,
+    caller: Caller,
     kind: JobKind | None,
     status: JobStatus | None,
     county_id: str | None,
     first: int,
     after: str | None,
 ) -> JobPage:
+    """The caller's jobs (everyone's for admin) of the kinds it may read.
+
+    Asking for a kind it may not read is FORBIDDEN; without a kind, the kinds it may not
+    read are left out, and a caller that may read none is FORBIDDEN.
+    """
     if not 1 <= first <= MAX_PAGE:
         raise BadInput("first", f"must be between 1 and {MAX_PAGE}")
-    specs = [KINDS[kind]] if kind else list(KINDS.values())
+    if county_id is not None and (len(county_id) > 64 or "\x00" in county_id):
+        raise BadInput("countyId", "must be at most 64 characters, without NUL characters")
+    if kind is not None:
+        caller.require(kind, "read")
+    readable = caller.readable_kinds()
+    if not readable:
+        raise Forbidden("<kind>:read for at least one kind")
+    specs = [KINDS[kind]] if kind else [KINDS[k] for k in readable]
     parts = []
     for spec in specs:
         model = spec.model
@@ -65,6 +79,8 @@ async def list_jobs(
             query = query.where(model.status == status.value)
         if county_id is not None:
             query = query.where(model.county_id == county_id)
+        if not caller.is_admin:
+            query = query.where(model.owner == caller.name)
         parts.append(query)
     jobs = union_all(*parts).subquery()
     async with sessions() as session:

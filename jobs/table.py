@@ -41,6 +41,9 @@ class JobMixin:
         return mapped_column(cls.id_column, Uuid, primary_key=True, default=uuid.uuid4)
 
     county_id: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str | None] = mapped_column(
+        String(128), index=True, doc="name of the API token that submitted it; null before auth"
+    )
     status: Mapped[str] = mapped_column(String(16), index=True, server_default=JobStatus.PENDING)
     message: Mapped[str | None] = mapped_column(Text)
     parameters_json: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))

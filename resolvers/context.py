@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from app.auth import authenticate
 from app.config import Settings
 from app.db import SessionFactory
 from app.events import EventBus
+from app.limits import SubscriptionQuota
+from jobs.access import ANONYMOUS_ADMIN, Caller, Unauthenticated
 from jobs.lifecycle import Lifecycle
 
 
@@ -21,6 +25,28 @@ class Context:
     sessions: SessionFactory
     lifecycle: Lifecycle
     bus: EventBus
+    quota: SubscriptionQuota
+    token: str | None = None
+    """The bearer token of the request, or of the websocket's `connection_init`."""
+    caller: Caller | None = None
+    connection_params: dict[str, Any] | None = None
+    """Set by Strawberry from a websocket's `connection_init` payload."""
+    initialised: bool = False
+    """A websocket whose `connection_init` was accepted."""
+
+    async def current_caller(self) -> Caller:
+        """The authenticated caller, or Unauthenticated; the one gate every resolver passes.
+
+        A websocket lives long, so its token is looked up again for every operation: a
+        token revoked mid-connection cannot start anything more.
+        """
+        if self.settings.auth_disabled:
+            return ANONYMOUS_ADMIN
+        if isinstance(self.request, WebSocket):
+            self.caller = await authenticate(self.sessions, self.token)
+        if self.caller is None:
+            raise Unauthenticated("send a valid token: Authorization: Bearer <token>")
+        return self.caller
 
 
 Info = strawberry.Info[Context, None]

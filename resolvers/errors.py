@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from graphql import GraphQLError
 
+from app.limits import TooManySubscriptions
+from jobs.access import Forbidden, Unauthenticated
 from jobs.lifecycle import InvalidJobState, JobNotFound
 from jobs.spec import BadInput
 
@@ -26,3 +28,9 @@ def client_errors() -> Iterator[None]:
         raise user_error(f"no job with id {exc}", "NOT_FOUND") from None
     except InvalidJobState as exc:
         raise user_error(str(exc), "INVALID_JOB_STATE") from None
+    except Unauthenticated as exc:
+        raise user_error(str(exc), "UNAUTHENTICATED") from None
+    except Forbidden as exc:
+        raise user_error(str(exc), "FORBIDDEN", permission=exc.needed) from None
+    except TooManySubscriptions as exc:
+        raise user_error(str(exc), "TOO_MANY_SUBSCRIPTIONS") from None

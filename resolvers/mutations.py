@@ -20,7 +20,8 @@ from schema.valuation import RunValuationInput, ValuationJob
 def _run(kind: JobKind, input_type: type, job_type: type, description: str) -> Any:
     async def resolve(info: Info, input: input_type) -> job_type:  # type: ignore[valid-type]
         with client_errors():
-            snap = await info.context.lifecycle.submit(kind, dataclasses.asdict(input))
+            caller = await info.context.current_caller()
+            snap = await info.context.lifecycle.submit(kind, dataclasses.asdict(input), caller)
         return job_from_snapshot(snap)
 
     return strawberry.mutation(resolver=resolve, description=description)
@@ -47,11 +48,13 @@ class Mutation:
     @strawberry.mutation(description="Cancel a PENDING or RUNNING job.")
     async def cancel_job(self, info: Info, id: strawberry.ID) -> Job:
         with client_errors():
-            snap = await info.context.lifecycle.cancel(parse_job_id(id))
+            caller = await info.context.current_caller()
+            snap = await info.context.lifecycle.cancel(parse_job_id(id), caller)
         return job_from_snapshot(snap)
 
     @strawberry.mutation(description="Run a FAILED or CANCELLED job again under the same id.")
     async def retry_job(self, info: Info, id: strawberry.ID) -> Job:
         with client_errors():
-            snap = await info.context.lifecycle.retry(parse_job_id(id))
+            caller = await info.context.current_caller()
+            snap = await info.context.lifecycle.retry(parse_job_id(id), caller)
         return job_from_snapshot(snap)

@@ -2,6 +2,7 @@
 
 import strawberry
 
+from jobs.access import Forbidden
 from jobs.county_data import county_summaries
 from jobs.lifecycle import parse_job_id
 from jobs.listing import list_jobs
@@ -38,9 +39,19 @@ class JobConnection:
 
 
 async def _job(info: Info, id: strawberry.ID, kind: JobKind | None = None) -> Job | None:
+    """Null for a job that does not exist and for one the caller may not see alike.
+
+    Asking a kind's query without that kind's read permission is FORBIDDEN: it reveals
+    nothing about any job.
+    """
     with client_errors():
+        caller = await info.context.current_caller()
+        if kind is not None:
+            caller.require(kind, "read")
+        elif not caller.readable_kinds():
+            raise Forbidden("<kind>:read for at least one kind")
         job_id = parse_job_id(id)
-    snap = await info.context.lifecycle.get(job_id, kind)
+    snap = await info.context.lifecycle.get(job_id, kind, caller=caller)
     return job_from_snapshot(snap) if snap else None
 
 
@@ -79,6 +90,7 @@ class Query:
         with client_errors():
             page = await list_jobs(
                 info.context.sessions,
+                caller=await info.context.current_caller(),
                 kind=kind,
                 status=status,
                 county_id=county_id,
@@ -99,5 +111,7 @@ class Query:
 
     @strawberry.field(description="Counties with data, and what data, to find valid job inputs.")
     async def counties(self, info: Info) -> list[County]:
+        with client_errors():
+            await info.context.current_caller()
         async with info.context.sessions() as session:
             return [County(**vars(c)) for c in await county_summaries(session)]

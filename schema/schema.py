@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import strawberry
+from strawberry.extensions import SchemaExtension
 
 from resolvers.mutations import Mutation
 from resolvers.queries import Query
@@ -15,12 +17,14 @@ from schema.job_types import JOB_TYPES
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(extensions: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    """The schema; `extensions` carry the app's query limits (none for the SDL export)."""
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=list(JOB_TYPES.values()),
+        extensions=list(extensions),
     )
 
 

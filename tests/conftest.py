@@ -110,6 +110,8 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         events_channel=f"{prefix}:events",
         worker_metrics_port=0,
         progress_min_interval_seconds=0,
+        # Tests of jobs, not of access: one anonymous admin. tests/test_auth*.py turn it on.
+        auth_disabled=True,
     )
 
 
@@ -174,6 +176,26 @@ async def serve_app(settings: Settings) -> AsyncIterator[RunningApp]:
 @pytest.fixture
 async def app_server(settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
     async with serve_app(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def auth_settings(settings: Settings) -> Settings:
+    """Authentication on, with limits small and checks quick enough to test in seconds."""
+    return settings.model_copy(
+        update={
+            "auth_disabled": False,
+            "ws_auth_recheck_seconds": 0.2,
+            "ws_init_timeout_seconds": 1.0,
+            "max_subscriptions_per_connection": 3,
+            "max_subscriptions_per_token": 5,
+        }
+    )
+
+
+@pytest.fixture
+async def auth_server(auth_settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
+    async with serve_app(auth_settings) as running:
         yield running
 
 

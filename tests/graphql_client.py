@@ -26,6 +26,11 @@ async def gql(
     return body
 
 
+def bearer(token: str | None) -> dict[str, str]:
+    """The HTTP headers, or the `connection_init` payload, that carry `token`."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 async def gql_data(base_url: str, query: str, variables: dict[str, Any] | None = None) -> Any:
     body = await gql(base_url, query, variables)
     assert "errors" not in body, body

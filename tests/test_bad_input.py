@@ -85,6 +85,18 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         "parameters.cod_standard",
     ),
     (
+        "NUL character in a string",
+        mutation("runReport"),
+        {"input": {"reportType": "sales_ratio_study", "countyId": "TEST\u0000CO"}},
+        "countyId",
+    ),
+    (
+        "NUL character in a filter",
+        'query { jobs(countyId: "TEST\\u0000CO") { totalCount } }',
+        None,
+        "countyId",
+    ),
+    (
         "unknown analysis type",
         mutation("runMarketAnalysis"),
         {"input": {"analysisType": "vibes", "countyId": "TESTCO"}},

@@ -1,0 +1,117 @@
+"""API tokens: created by the CLI, stored as SHA-256 hashes, looked up on every request.
+
+A token is shown once, when it is created; the database keeps only its hash, so a leaked
+database does not leak usable tokens. Lookups go to PostgreSQL each time (one indexed row),
+which is what makes `terrafusion token revoke` take effect on the next request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import DateTime, String, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import SessionFactory
+from app.models import Base
+from jobs.access import Caller, all_permissions
+
+TOKEN_PREFIX = "tf_"
+TOKEN_PATTERN = re.compile(r"^tf_[A-Za-z0-9_-]{20,100}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TokenError(ValueError):
+    """A token command that cannot be carried out (duplicate name, unknown permission...)."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def bearer_token(headers: Mapping[str, Any]) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any key case), if any."""
+    for key, value in headers.items():
+        if str(key).lower() == "authorization" and isinstance(value, str):
+            scheme, _, token = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def check_permissions(permissions: Iterable[str]) -> list[str]:
+    known = all_permissions()
+    wanted = [p.strip() for p in permissions if p.strip()]
+    unknown = [p for p in wanted if p not in known]
+    if unknown or not wanted:
+        raise TokenError(
+            f"unknown permission(s) {', '.join(unknown) or '(none given)'}; "
+            f"allowed: {', '.join(known)}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+async def create_token(sessions: SessionFactory, name: str, permissions: Iterable[str]) -> str:
+    """Store a new token's hash under `name` and return the token (never stored)."""
+    if not NAME_PATTERN.match(name):
+        raise TokenError("name must be 1-128 letters, digits or . _ @ -")
+    perms = check_permissions(permissions)
+    token = new_token()
+    try:
+        async with sessions.begin() as session:
+            session.add(ApiToken(name=name, token_hash=hash_token(token), permissions=perms))
+    except IntegrityError:
+        raise TokenError(f"a token named {name!r} already exists") from None
+    return token
+
+
+async def list_tokens(sessions: SessionFactory) -> list[ApiToken]:
+    async with sessions() as session:
+        return list((await session.scalars(select(ApiToken).order_by(ApiToken.name))).all())
+
+
+async def revoke_token(sessions: SessionFactory, name: str) -> None:
+    async with sessions.begin() as session:
+        result = await session.execute(
+            update(ApiToken)
+            .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise TokenError(f"no active token named {name!r}")
+
+
+async def authenticate(sessions: SessionFactory, token: str | None) -> Caller | None:
+    """The caller a token belongs to; None when missing, malformed, unknown or revoked."""
+    if not token or not TOKEN_PATTERN.match(token):
+        return None
+    async with sessions() as session:
+        row = await session.scalar(
+            select(ApiToken).where(
+                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+            )
+        )
+    return Caller.of(row.name, row.permissions) if row is not None else None
