@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.demo_data import recent_first_year
 from app.services import Services, open_services
 
 log = logging.getLogger("terrafusion")
@@ -106,7 +107,12 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         _with_engine(
             services,
             lambda engine: load_demo_county(
-                engine, args.county, args.parcels, seed=args.seed, progress=_progress_bar("demo")
+                engine,
+                args.county,
+                args.parcels,
+                seed=args.seed,
+                progress=_progress_bar("demo"),
+                first_year=args.first_year,
             ),
         )
     )
@@ -299,7 +305,7 @@ def _load_demo_if_empty(services: Services) -> None:
         if parcels:
             return
         log.info("empty database: loading demo county %s", DEMO_COUNTY)
-        await load_demo_county(engine, DEMO_COUNTY, DEMO_PARCELS)
+        await load_demo_county(engine, DEMO_COUNTY, DEMO_PARCELS, first_year=recent_first_year())
 
     asyncio.run(_with_engine(services, load))
 
@@ -367,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--county", default=DEMO_COUNTY)
     demo.add_argument("--parcels", type=int, default=DEMO_PARCELS)
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--first-year",
+        type=int,
+        default=recent_first_year(),
+        help="first year of sales; four years are made (default: sales end last year)",
+    )
     demo.set_defaults(run=cmd_demo_data)
     return parser
 

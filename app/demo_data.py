@@ -357,6 +357,15 @@ def _lookup(effects: Mapping[str, float], keys: ObjectArray, name: str) -> Float
 # Generation
 
 
+def recent_first_year(today: dt.date | None = None) -> int:
+    """The first year of a demo whose sales end last year, as an office's data would.
+
+    Valuations default to today, and comparables look back 24 months from the valuation date,
+    so a quick-start county must reach up to the recent past to be valued as of now.
+    """
+    return (today or dt.date.today()).year - DEFAULT_YEARS
+
+
 def generate_county(
     county_id: str,
     n_parcels: int,
@@ -676,6 +685,8 @@ async def load_demo_county(
     n_parcels: int,
     seed: int = 42,
     progress: ProgressCallback | None = None,
+    *,
+    first_year: int = DEFAULT_FIRST_YEAR,
 ) -> DemoLoadReport:
     """Generate a county and load it through the importer's COPY + upsert path.
 
@@ -684,7 +695,9 @@ async def load_demo_county(
     smaller county leaves the earlier extra parcels in place). ``progress`` gets rows done of
     all three tables against their sum.
     """
-    county = await asyncio.to_thread(generate_county, county_id, n_parcels, seed=seed)
+    county = await asyncio.to_thread(
+        generate_county, county_id, n_parcels, seed=seed, first_year=first_year
+    )
     return await load_county(engine, county, progress=progress)
 
 

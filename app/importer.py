@@ -375,6 +375,10 @@ async def copy_upsert(
     written = await conn.execute(text(_upsert_sql(table, tmp, loaded)), {"county": county_id})
     inserted = rows - int(matched or 0)
     updated = int(written.rowcount) - inserted
+    if inserted + updated:
+        # Fresh planner statistics: right after a large load, stale ones turned the ratio
+        # study's join into a nested loop 4x slower (BENCHMARKS.md, findings).
+        await conn.execute(text(f"ANALYZE {table.name}"))
     return ImportReport(
         kind=kind,
         county_id=county_id,

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 
 from jobs.context import RunContext
 from jobs.stats.ratio import ratio_statistics
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from jobs.kinds.valuation import ValuationParams
 
 BATCH = 10_000
+VALUATION_COLUMNS = ["job_id", "county_id", "parcel_id", "estimated_value", "lower", "upper"]
 
 
 async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
@@ -50,6 +51,9 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
             await session.execute(
                 delete(ParcelValuation).where(ParcelValuation.job_id == ctx.job_id)
             )
+            # COPY, not an ORM bulk insert: the insert was 5.5 s of 6.5 s for 200k parcels.
+            raw = await (await session.connection()).get_raw_connection()
+            copy = raw.driver_connection
             for start in range(0, total, BATCH):
                 part = slice(start, min(start + BATCH, total))
                 prediction = model.predict(parcels.features.take(range(start, part.stop)))
@@ -63,19 +67,10 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
                         strict=True,
                     )
                 )
-                await session.execute(
-                    insert(ParcelValuation),
-                    [
-                        {
-                            "job_id": ctx.job_id,
-                            "county_id": ctx.county_id,
-                            "parcel_id": pid,
-                            "estimated_value": value,
-                            "lower": lower,
-                            "upper": upper,
-                        }
-                        for pid, value, lower, upper in rows
-                    ],
+                await copy.copy_records_to_table(  # type: ignore[union-attr]
+                    ParcelValuation.__tablename__,
+                    records=[(ctx.job_id, ctx.county_id, *row) for row in rows],
+                    columns=VALUATION_COLUMNS,
                 )
                 out.writerows(rows)
                 written += len(rows)
