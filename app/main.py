@@ -9,6 +9,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from arq import create_pool
@@ -27,7 +28,8 @@ from starlette.responses import (
     PlainTextResponse,
     Response,
 )
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -143,8 +145,15 @@ class GraphQLApp(GraphQL[Context, None]):
                 guard.cancel()
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL; with `?token=`, every request and subscription it sends carries it."""
+        """GraphiQL; with `?token=`, every request and subscription it sends carries it.
+
+        Its scripts and styles are served from /static/graphiql (the same files, byte for
+        byte, so the page's integrity hashes still hold): an office network that cannot
+        reach unpkg.com still gets a working GraphiQL.
+        """
         html = self.graphql_ide_html
+        for remote, local in GRAPHIQL_ASSETS.items():
+            html = html.replace(f"https://unpkg.com/{remote}", f"/static/graphiql/{local}")
         token = request.query_params.get("token", "")
         if TOKEN_PATTERN.match(token):
             headers = json.dumps({"Authorization": f"Bearer {token}"})
@@ -154,6 +163,19 @@ class GraphQLApp(GraphQL[Context, None]):
                 "subscriptionUrl,\n        wsConnectionParams: defaultHeaders,\n",
             )
         return HTMLResponse(html)
+
+
+GRAPHIQL_ASSETS = {
+    "react@18.2.0/umd/react.production.min.js": "react.production.min.js",
+    "react-dom@18.2.0/umd/react-dom.production.min.js": "react-dom.production.min.js",
+    "js-cookie@3.0.5/dist/js.cookie.min.js": "js.cookie.min.js",
+    "graphiql@3.8.3/graphiql.min.css": "graphiql.min.css",
+    "graphiql@3.8.3/graphiql.min.js": "graphiql.min.js",
+    "@graphiql/plugin-explorer@1.0.2/dist/style.css": "plugin-explorer.css",
+    "@graphiql/plugin-explorer@1.0.2/dist/index.umd.js": "plugin-explorer.umd.js",
+}
+"""Strawberry's GraphiQL page's CDN files -> our copies in app/static/graphiql."""
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 def _open(ws: WebSocket) -> bool:
@@ -262,6 +284,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", metrics),
             Route("/healthz", healthz),
             Route("/results/{job_id}/{name}", result_file),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import httpx
 
 from app.config import Settings
@@ -22,6 +23,17 @@ async def test_graphiql_page_is_served(app_server: RunningApp) -> None:
     response = await get(app_server, "/graphql", accept="text/html")
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+async def test_graphiql_needs_no_internet(app_server: RunningApp) -> None:
+    page = (await get(app_server, "/graphql", accept="text/html")).text
+    assert "unpkg.com" not in page and "https://" not in page.replace("https://github", "")
+    assets = re.findall(r'(?:src|href)="(/static/graphiql/[^"]+)"', page)
+    assert len(assets) == 7
+    for asset in assets:
+        response = await get(app_server, asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 500
 
 
 async def test_healthz_reports_both_services(app_server: RunningApp) -> None:
