@@ -15,14 +15,20 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Settings
 from app.demo_data import recent_first_year
 from app.services import Services, open_services
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.db import SessionFactory
+
+T = TypeVar("T")
 log = logging.getLogger("terrafusion")
 
 LOCAL_ADMIN = "local-admin"
@@ -32,11 +38,10 @@ DEMO_PARCELS = 20_000
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {"data_dir": Path(args.data_dir)}
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings(data_dir=Path(args.data_dir))
 
 
-def _progress_bar(label: str):  # type: ignore[no-untyped-def]
+def _progress_bar(label: str) -> Callable[[int, int | None], None]:
     """A one-line progress bar on stderr for the importer's (done, total) callbacks."""
 
     def show(done: int, total: int | None) -> None:
@@ -51,7 +56,7 @@ def _progress_bar(label: str):  # type: ignore[no-untyped-def]
     return show
 
 
-async def _with_engine(services: Services, work):  # type: ignore[no-untyped-def]
+async def _with_engine(services: Services, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     from app.db import create_engine
 
     engine = create_engine(services.settings.database_url or "")
@@ -121,7 +126,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_sessions(services: Services, work):  # type: ignore[no-untyped-def]
+async def _with_sessions(services: Services, work: Callable[[SessionFactory], Awaitable[T]]) -> T:
     from app.db import create_session_factory
 
     return await _with_engine(services, lambda engine: work(create_session_factory(engine)))
@@ -187,7 +192,7 @@ def _local_admin_token(services: Services) -> str:
 
     path = services.settings.data_dir / LOCAL_ADMIN_FILE
 
-    async def ensure(sessions) -> str:  # type: ignore[no-untyped-def]
+    async def ensure(sessions: SessionFactory) -> str:
         if path.is_file():
             kept = path.read_text().strip()
             if await authenticate(sessions, kept) is not None:
@@ -299,7 +304,7 @@ def _load_demo_if_empty(services: Services) -> None:
     from app.demo_data import load_demo_county
     from app.models import Parcel
 
-    async def load(engine) -> None:  # type: ignore[no-untyped-def]
+    async def load(engine: AsyncEngine) -> None:
         async with engine.connect() as conn:
             parcels = await conn.scalar(select(func.count()).select_from(Parcel))
         if parcels:
