@@ -813,15 +813,7 @@ def _convert(kind: Kind, raw: _RawBatch, problems: _Problems) -> RowBatch:
 
 def _convert_parcels(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]]:
     cells = raw.columns
-    out: dict[str, list[Any]] = {
-        "parcel_id": _text(
-            cells["parcel_id"],
-            "parcel_id",
-            problems,
-            required=True,
-            max_length=_max_length(Parcel, "parcel_id"),
-        )
-    }
+    out: dict[str, list[Any]] = {"parcel_id": _parcel_ids(cells, problems, Parcel)}
     for name in ("address", "zip_code", "neighborhood", "property_class"):
         if name in cells:
             out[name] = _text(
@@ -844,16 +836,21 @@ def _convert_parcels(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]
     return out
 
 
+def _parcel_ids(cells: dict[str, Any], problems: _Problems, model: type[Any]) -> list[Any]:
+    """The required key every file shares, bounded by its table's column length."""
+    return _text(
+        cells["parcel_id"],
+        "parcel_id",
+        problems,
+        required=True,
+        max_length=_max_length(model, "parcel_id"),
+    )
+
+
 def _convert_sales(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]]:
     cells = raw.columns
     out: dict[str, list[Any]] = {
-        "parcel_id": _text(
-            cells["parcel_id"],
-            "parcel_id",
-            problems,
-            required=True,
-            max_length=_max_length(Sale, "parcel_id"),
-        ),
+        "parcel_id": _parcel_ids(cells, problems, Sale),
         "sale_date": _dates(cells["sale_date"], "sale_date", problems).tolist(),
         "sale_price": _numbers(
             cells["sale_price"], "sale_price", problems, required=True, positive=True
@@ -867,13 +864,7 @@ def _convert_sales(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]]:
 def _convert_assessments(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]]:
     cells = raw.columns
     out: dict[str, list[Any]] = {
-        "parcel_id": _text(
-            cells["parcel_id"],
-            "parcel_id",
-            problems,
-            required=True,
-            max_length=_max_length(Assessment, "parcel_id"),
-        ),
+        "parcel_id": _parcel_ids(cells, problems, Assessment),
         "tax_year": _nullable(
             _numbers(
                 cells["tax_year"],
