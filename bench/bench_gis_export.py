@@ -2,11 +2,11 @@
 
     python bench/bench_gis_export.py                       # 20,000 and 200,000 parcels, 3 repeats
 
-Why: `jobs.gis.export` promises that memory stays flat however many parcels a county has
-(server-side cursor, one batch in flight, every batch written before the next is read). The
+Why: `jobs.kinds.gis_export.export` promises that memory stays flat however many parcels a county
+has (server-side cursor, one batch in flight, every batch written before the next is read). The
 way to check that is to export a county ten times larger and see the peak RSS stay put while
 the time grows about tenfold. Each size is a demo county (`app.demo_data.load_demo_county`) in
-a scratch database, exported through the real code path (`jobs.gis.export.run` with a
+a scratch database, exported through the real code path (`jobs.kinds.gis_export.export.run` with a
 `RunContext` whose progress reporter does nothing), each run in a fresh child process.
 
 Baseline, measured in the same run: GDAL writing the same rows (same columns, same order, the
@@ -55,8 +55,7 @@ from sqlalchemy.engine import make_url
 from app.db import create_engine, create_session_factory
 from app.demo_data import load_demo_county
 from jobs.context import RunContext
-from jobs.gis import export
-from jobs.kinds.gis_export import GisExportParams
+from jobs.kinds.gis_export.params import GisExportParams, export
 from jobs.spec import JobKind
 
 COLUMNS = (

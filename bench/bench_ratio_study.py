@@ -12,7 +12,7 @@ loads the sales from PostgreSQL and writes the per-sale CSV. So:
    with the bootstrap off, each against a bare-numpy baseline computed in the same run on the
    same arrays (median, mean, weighted mean, COD, PRD; no trimming, no intervals). The ratio
    product / baseline is what to compare across machines, not the absolute seconds.
-2. `jobs.reports.sales_ratio_study.run` against a scratch database holding a county with one
+2. `jobs.kinds.report.sales_ratio_study.run` against a scratch database holding a county with one
    arm's-length sale per parcel in the study window (loaded through the importer's
    `copy_upsert`, the path imports use), split into load / compute / write by the job's own
    progress steps, next to a baseline of the same rows fetched with plain asyncpg, the same
@@ -62,8 +62,7 @@ from _support import (
 from app.db import create_engine, create_session_factory
 from app.importer import RowBatch, copy_upsert, location_columns
 from jobs.context import RunContext
-from jobs.kinds.report import SalesRatioStudyParams
-from jobs.reports import sales_ratio_study
+from jobs.kinds.report.params import SalesRatioStudyParams, sales_ratio_study
 from jobs.spec import JobKind
 from jobs.stats.ratio import DEFAULT_BOOTSTRAP_REPS, ratio_statistics
 

@@ -4,7 +4,7 @@
 
 Why: a county-wide valuation is the heaviest job a county runs (one model, a value for every
 parcel, stored row by row), so its time split tells where an optimisation would pay. The job
-(`jobs.valuation.county.run`) runs against a demo county (`app.demo_data.load_demo_county`) in
+(`jobs.kinds.valuation.county.run`) runs against a demo county (`app.demo_data.load_demo_county`) in
 a scratch database, in a fresh child process each time, and is split into its own progress
 steps: load (sales + parcels from PostgreSQL), fit (`fit_hedonic` on the training sales), and
 predict + write (the holdout check, then predicting every parcel in batches, inserting them
@@ -50,10 +50,10 @@ from app.db import create_engine, create_session_factory
 from app.demo_data import load_demo_county
 from app.models import Parcel
 from jobs.context import RunContext
-from jobs.kinds.valuation import ParcelValuation, ValuationJobRow, ValuationParams
+from jobs.kinds.valuation.params import ValuationParams
+from jobs.kinds.valuation.table import ParcelValuation, ValuationJobRow, county
 from jobs.spec import JobKind
 from jobs.stats.valuation import holdout_split
-from jobs.valuation import county
 
 COUNTY = "VALBENCH"
 VALUATION_DATE = dt.date(2025, 1, 1)

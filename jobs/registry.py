@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from jobs.kinds import gis_export, market_analysis, report, valuation
+from jobs.kinds.gis_export import spec as gis_export
+from jobs.kinds.market_analysis import spec as market_analysis
+from jobs.kinds.report import spec as report
+from jobs.kinds.valuation import spec as valuation
 from jobs.spec import JobKind, KindSpec
 
 KINDS: dict[JobKind, KindSpec] = {

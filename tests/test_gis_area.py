@@ -10,7 +10,7 @@ import pytest
 import shapely
 from shapely.geometry import Point, Polygon, box, shape
 
-from jobs.gis.area import AreaOfInterest, AreaOfInterestError, parse_area_of_interest
+from jobs.kinds.gis_export.area import AreaOfInterest, AreaOfInterestError, parse_area_of_interest
 
 SQUARE = [[-106.0, 35.0], [-105.0, 35.0], [-105.0, 36.0], [-106.0, 36.0], [-106.0, 35.0]]
 HOLE = [[-105.8, 35.2], [-105.8, 35.4], [-105.6, 35.4], [-105.6, 35.2], [-105.8, 35.2]]

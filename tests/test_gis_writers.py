@@ -33,7 +33,7 @@ import shapely.wkt
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from jobs.gis.writers import (
+from jobs.kinds.gis_export.writers import (
     EXPORT_FORMATS,
     Field,
     WrittenFile,
@@ -41,7 +41,7 @@ from jobs.gis.writers import (
     open_writer,
     shapefile_field_names,
 )
-from jobs.gis.writers.shp import ESRI_WGS84_WKT
+from jobs.kinds.gis_export.writers.shp import ESRI_WGS84_WKT
 
 KML_NS = {"k": "http://www.opengis.net/kml/2.2"}
 LON0, LAT0 = -105.6712345678901, 36.16870432109876  # Penasco, New Mexico

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from jobs.reports.html_report import (
+from jobs.kinds.report.html_report import (
     MAX_CHART_POINTS,
     RatioStudyReport,
     chart_sample,

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from jobs.reports.sales_ratio_study import group_batches
+from jobs.kinds.report.sales_ratio_study import group_batches
 from jobs.stats.ratio import group_statistics
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import TRANSPORT_WS, gql_data, subscribe

@@ -6,14 +6,15 @@ import csv
 import dataclasses
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
-from jobs.reports.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
+from jobs.kinds.report.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
+from jobs.kinds.report.params import SalesRatioStudyParams
 from jobs.sales_data import load_sales
 from jobs.spec import JobFailure
 from jobs.stats.ratio import (
@@ -23,9 +24,6 @@ from jobs.stats.ratio import (
     iqr_trim_mask,
     ratio_statistics,
 )
-
-if TYPE_CHECKING:
-    from jobs.kinds.report import SalesRatioStudyParams
 
 BATCH = 5000
 """CSV rows per write, and so per progress event."""

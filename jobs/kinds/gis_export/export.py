@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import shapely
@@ -20,12 +20,10 @@ from sqlalchemy.orm import aliased
 from app.models import Assessment, Parcel, Sale
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
-from jobs.gis.area import AreaOfInterest, parse_area_of_interest
-from jobs.gis.writers import FeatureWriter, Field, open_writer
+from jobs.kinds.gis_export.area import AreaOfInterest, parse_area_of_interest
+from jobs.kinds.gis_export.params import GisExportParams
+from jobs.kinds.gis_export.writers import FeatureWriter, Field, open_writer
 from jobs.spec import JobFailure
-
-if TYPE_CHECKING:
-    from jobs.kinds.gis_export import GisExportParams
 
 PARCEL_FIELDS = (
     Field("parcel_id", "str"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,9 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import Assessment, Parcel
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
-
-if TYPE_CHECKING:
-    from jobs.kinds.report import AssessmentRollParams
+from jobs.kinds.report.params import AssessmentRollParams
 
 BATCH = 5000
 COLUMNS = (

@@ -41,7 +41,7 @@ from typing import ClassVar
 import numpy as np
 import shapely
 
-from jobs.gis.writers.base import Field, StreamingWriter, Value
+from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10200  # GeoPackage 1.2.0

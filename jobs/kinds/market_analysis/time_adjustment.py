@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from jobs.context import RunContext
 from jobs.files import write_csv
-from jobs.market.selection import load_selected_sales
+from jobs.kinds.market_analysis.params import TimeAdjustmentParams
+from jobs.kinds.market_analysis.selection import load_selected_sales
 from jobs.spec import JobFailure
 from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
-
-if TYPE_CHECKING:
-    from jobs.kinds.market_analysis import TimeAdjustmentParams
 
 
 async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:

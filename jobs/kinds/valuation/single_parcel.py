@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs.context import RunContext
 from jobs.files import write_csv
+from jobs.kinds.valuation.data import fit_model, load_parcels, load_sales
+from jobs.kinds.valuation.params import ValuationParams
 from jobs.spec import JobFailure
 from jobs.stats.valuation import InsufficientSales, select_comparables
-from jobs.valuation.data import fit_model, load_parcels, load_sales
-
-if TYPE_CHECKING:
-    from jobs.kinds.valuation import ValuationParams
-
 
 COMPARABLE_COLUMNS = ("parcel_id", "sale_date", "sale_price", "adjusted_price", "distance")
 

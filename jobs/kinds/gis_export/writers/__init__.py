@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from jobs.gis.writers.base import (
+from jobs.kinds.gis_export.writers.base import (
     CRS,
     FIELD_TYPES,
     FeatureWriter,
@@ -30,11 +30,15 @@ from jobs.gis.writers.base import (
     StreamingWriter,
     WrittenFile,
 )
-from jobs.gis.writers.csv_wkt import CSVWriter
-from jobs.gis.writers.geojson import GeoJSONWriter
-from jobs.gis.writers.gpkg import GeoPackageWriter
-from jobs.gis.writers.kml import KMLWriter
-from jobs.gis.writers.shp import DBF_ABBREVIATIONS, ShapefileWriter, shapefile_field_names
+from jobs.kinds.gis_export.writers.csv_wkt import CSVWriter
+from jobs.kinds.gis_export.writers.geojson import GeoJSONWriter
+from jobs.kinds.gis_export.writers.gpkg import GeoPackageWriter
+from jobs.kinds.gis_export.writers.kml import KMLWriter
+from jobs.kinds.gis_export.writers.shp import (
+    DBF_ABBREVIATIONS,
+    ShapefileWriter,
+    shapefile_field_names,
+)
 
 WRITERS: dict[str, type[StreamingWriter]] = {
     "GeoJSON": GeoJSONWriter,

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from jobs.context import RunContext
+from jobs.params import SalesSelection
 from jobs.sales_data import SalesColumns, load_sales
 from jobs.spec import JobFailure
-
-if TYPE_CHECKING:
-    from jobs.params import SalesSelection
-
 
 ARMS_LENGTH = "arm's-length "
 

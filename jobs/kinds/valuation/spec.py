@@ -2,58 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-from sqlalchemy import BigInteger, Float, ForeignKey, String, Uuid
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import Settings
-from app.models import Base
 from jobs.context import RunContext
 from jobs.county_data import require_county, require_parcel
-from jobs.params import Params, parse_params
+from jobs.kinds.valuation import county, single_parcel
+from jobs.kinds.valuation.data import sales_profile
+from jobs.kinds.valuation.params import ValuationParams
+from jobs.kinds.valuation.table import ValuationJobRow
+from jobs.params import parse_params
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.stats.valuation import minimum_sales
-from jobs.table import JobMixin
-from jobs.valuation import county, single_parcel
-from jobs.valuation.data import sales_profile
-
-
-class ValuationJobRow(JobMixin, Base):
-    __tablename__ = "valuation_jobs"
-
-    property_id: Mapped[str | None] = mapped_column(String(64))
-    valuation_method: Mapped[str] = mapped_column(String(32))
-    estimated_value: Mapped[float | None] = mapped_column(Float)
-
-
-class ParcelValuation(Base):
-    """One parcel's value from a county-wide valuation job."""
-
-    __tablename__ = "valuations"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("valuation_jobs.job_id", ondelete="CASCADE"), index=True
-    )
-    county_id: Mapped[str] = mapped_column(String(64))
-    parcel_id: Mapped[str] = mapped_column(String(64))
-    estimated_value: Mapped[float] = mapped_column(Float)
-    lower: Mapped[float] = mapped_column(Float)
-    upper: Mapped[float] = mapped_column(Float)
-
-
-class ValuationParams(Params):
-    method: Literal["hedonic", "comparables"] = "hedonic"
-    valuation_date: dt.date | None = None
-    k: int = Field(default=6, ge=1, le=50)
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=0.9)
 
 
 async def validate(

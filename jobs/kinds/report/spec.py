@@ -1,57 +1,20 @@
-"""ReportJob: sales ratio studies and assessment rolls."""
+"""ReportJob: sales ratio studies and assessment rolls (validation, dispatch, its spec)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from pydantic import Field
-from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import Settings
-from app.models import Base
 from jobs.county_data import require_county, require_tax_year
-from jobs.params import Params, SalesSelection
-from jobs.reports import assessment_roll, sales_ratio_study
+from jobs.kinds.report import assessment_roll, sales_ratio_study
+from jobs.kinds.report.params import AssessmentRollParams, CodStandard, SalesRatioStudyParams
+from jobs.kinds.report.table import ReportJobRow
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.stats.ratio import normalize_property_class
-from jobs.table import JobMixin
 from jobs.variants import Variant, Variants
-
-GroupBy = Literal["none", "property_class", "neighborhood", "zip_code"]
-CodStandard = Literal[
-    "residential",
-    "residential_homogeneous",
-    "residential_other",
-    "income",
-    "income_urban",
-    "vacant",
-    "other",
-]
-
-
-class ReportJobRow(JobMixin, Base):
-    __tablename__ = "report_jobs"
-    id_column = "report_id"
-
-    report_type: Mapped[str] = mapped_column(String(64))
-
-
-class SalesRatioStudyParams(SalesSelection):
-    tax_year: int | None = Field(default=None, ge=1800, le=2200)
-    cod_standard: CodStandard | None = Field(
-        default=None,
-        description="IAAO COD range to judge by; default: from property_class, else residential",
-    )
-    group_by: GroupBy = "none"
-    trim: Literal["iqr", "none"] = "iqr"
-    iqr_factor: float = Field(default=1.5, gt=0, le=10)
-
-
-class AssessmentRollParams(Params):
-    tax_year: int | None = Field(default=None, ge=1800, le=2200)
 
 
 def _require_cod_standard(params: SalesRatioStudyParams) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobs.context import RunContext
 from jobs.files import write_csv
-from jobs.market.selection import load_selected_sales
+from jobs.kinds.market_analysis.params import PriceTrendParams
+from jobs.kinds.market_analysis.selection import load_selected_sales
 from jobs.stats.market import log_linear_trend, trend_points, year_over_year
-
-if TYPE_CHECKING:
-    from jobs.kinds.market_analysis import PriceTrendParams
 
 
 async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import Settings
-from app.models import Base
 from jobs.county_data import require_county
-from jobs.market import price_trend, time_adjustment
-from jobs.params import SalesSelection
+from jobs.kinds.market_analysis import price_trend, time_adjustment
+from jobs.kinds.market_analysis.params import PriceTrendParams, TimeAdjustmentParams
+from jobs.kinds.market_analysis.table import MarketAnalysisJobRow
 from jobs.spec import JobKind, KindSpec, ValidatedInput
-from jobs.table import JobMixin
 from jobs.variants import Variant, Variants
-
-
-class MarketAnalysisJobRow(JobMixin, Base):
-    __tablename__ = "market_analysis_jobs"
-
-    analysis_type: Mapped[str] = mapped_column(String(64))
-
-
-class PriceTrendParams(SalesSelection):
-    period: Literal["month", "quarter", "year"] = "quarter"
-    group_by: Literal["none", "zip_code", "neighborhood", "property_class"] = "none"
-
-
-class TimeAdjustmentParams(SalesSelection):
-    valuation_date: dt.date | None = None
-    method: Literal["loglinear", "monthly_median"] = "loglinear"
-
 
 ANALYSIS_TYPES = Variants(
     field="analysisType",

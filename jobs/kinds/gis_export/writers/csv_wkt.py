@@ -19,7 +19,7 @@ from typing import IO, ClassVar
 import numpy as np
 import shapely
 
-from jobs.gis.writers.base import Field, StreamingWriter, Value, text_value
+from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value, text_value
 
 GEOMETRY_COLUMN = "geometry_wkt"
 

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete
 
 from jobs.context import RunContext
+from jobs.kinds.valuation.data import fit_model, load_parcels, load_sales
+from jobs.kinds.valuation.params import ValuationParams
+from jobs.kinds.valuation.single_parcel import valuation_date
+from jobs.kinds.valuation.table import ParcelValuation
 from jobs.stats.ratio import ratio_statistics
 from jobs.stats.valuation import evaluate, holdout_split
-from jobs.valuation.data import fit_model, load_parcels, load_sales
-from jobs.valuation.single_parcel import valuation_date
-
-if TYPE_CHECKING:
-    from jobs.kinds.valuation import ValuationParams
 
 BATCH = 10_000
 VALUATION_COLUMNS = ["job_id", "county_id", "parcel_id", "estimated_value", "lower", "upper"]
 
 
 async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
-    from jobs.kinds.valuation import ParcelValuation
-
     as_of = valuation_date(params)
     await ctx.progress("loading data", percent=2)
     async with ctx.sessions() as session:

@@ -5,40 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field
-from sqlalchemy import Float, Integer, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import Settings
-from app.models import Base
 from jobs.context import RunContext
 from jobs.county_data import require_county, require_tax_year
-from jobs.gis import export
-from jobs.gis.area import AreaOfInterestError, parse_area_of_interest
-from jobs.gis.writers import EXPORT_FORMATS
-from jobs.params import Params, choice, parse_params
+from jobs.kinds.gis_export import export
+from jobs.kinds.gis_export.area import AreaOfInterestError, parse_area_of_interest
+from jobs.kinds.gis_export.params import LAYERS, GisExportParams
+from jobs.kinds.gis_export.table import GisExportJobRow
+from jobs.kinds.gis_export.writers import EXPORT_FORMATS
+from jobs.params import choice, parse_params
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
-from jobs.table import JobMixin
-
-LAYERS = ("parcels", "assessments", "sales")
-
-
-class GisExportJobRow(JobMixin, Base):
-    __tablename__ = "gis_export_jobs"
-
-    export_format: Mapped[str] = mapped_column(String(32))
-    area_of_interest: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    layers: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
-    file_path: Mapped[str | None] = mapped_column(Text)
-    file_size_kb: Mapped[float | None] = mapped_column(Float)
-    record_count: Mapped[int | None] = mapped_column(Integer)
-
-
-class GisExportParams(Params):
-    tax_year: int | None = Field(default=None, ge=1800, le=2200)
-    batch_size: int = Field(default=2000, ge=100, le=50_000)
 
 
 async def validate(

@@ -28,7 +28,7 @@ from typing import IO, ClassVar
 import numpy as np
 import shapely
 
-from jobs.gis.writers.base import Field, StreamingWriter, Value
+from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value
 
 _HEADER = '{"type":"FeatureCollection","features":[\n'
 

@@ -32,7 +32,13 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import shapely
 
-from jobs.gis.writers.base import Field, StreamingWriter, Value, polygon_rings, text_value
+from jobs.kinds.gis_export.writers.base import (
+    Field,
+    StreamingWriter,
+    Value,
+    polygon_rings,
+    text_value,
+)
 
 KML_NAMESPACE = "http://www.opengis.net/kml/2.2"
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

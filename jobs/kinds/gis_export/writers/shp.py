@@ -33,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 import shapefile
 
-from jobs.gis.writers.base import Field, StreamingWriter, Value, polygon_rings
+from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value, polygon_rings
 
 ESRI_WGS84_WKT = (
     'GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",SPHEROID["WGS_1984",6378137.0,298.257223563]],'
