@@ -1,24 +1,53 @@
-"""Relay-style pages of jobs across the four kinds' tables, newest first."""
+"""Relay-style pages of jobs across the four kinds' tables, in the order the client asks.
+
+The page is a keyset over (order column, id): a cursor names the last row seen and the
+order it was seen in, so a cursor of one order is refused for another rather than
+silently skipping or repeating jobs.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, literal, select, tuple_, union_all
+from sqlalchemy import ColumnElement, func, literal, select, tuple_, union_all
 
 from app.db import SessionFactory
-from jobs.access import Caller, Forbidden
+from jobs.access import ADMIN, Caller, Forbidden
 from jobs.lifecycle import snapshot
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind
 from jobs.table import JobStatus
 
 MAX_PAGE = 100
+
+
+class JobOrderField(enum.StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+
+
+class OrderDirection(enum.StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@dataclass(frozen=True)
+class JobOrder:
+    field: JobOrderField = JobOrderField.CREATED
+    direction: OrderDirection = OrderDirection.DESC
+
+    @property
+    def column(self) -> str:
+        return "created_at" if self.field is JobOrderField.CREATED else "updated_at"
+
+
+NEWEST_FIRST = JobOrder()
 
 
 @dataclass(frozen=True)
@@ -29,17 +58,31 @@ class JobPage:
     total_count: int
 
 
-def encode_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(job_id)]).encode()
+def encode_cursor(order: JobOrder, at: dt.datetime, job_id: uuid.UUID) -> str:
+    raw = json.dumps([order.field, order.direction, at.isoformat(), str(job_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+def decode_cursor(cursor: str, order: JobOrder) -> tuple[dt.datetime, uuid.UUID]:
     try:
-        created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return dt.datetime.fromisoformat(created), uuid.UUID(job_id)
+        field, direction, at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        made_for = JobOrder(JobOrderField(field), OrderDirection(direction))
+        position = dt.datetime.fromisoformat(at), uuid.UUID(job_id)
     except (ValueError, TypeError) as exc:
         raise BadInput("after", "is not a cursor returned by this API") from exc
+    if made_for != order:
+        raise BadInput(
+            "after",
+            f"was returned for orderBy {{field: {made_for.field}, direction: "
+            f"{made_for.direction}}}; page with that same orderBy, or start again without after",
+        )
+    return position
+
+
+def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise BadInput(field, "must carry a UTC offset, e.g. 2026-01-31T00:00:00Z")
+    return value
 
 
 async def list_jobs(
@@ -51,16 +94,30 @@ async def list_jobs(
     county_id: str | None,
     first: int,
     after: str | None,
+    order: JobOrder = NEWEST_FIRST,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+    owner: str | None = None,
 ) -> JobPage:
     """The caller's jobs (everyone's for admin) of the kinds it may read.
 
     Asking for a kind it may not read is FORBIDDEN; without a kind, the kinds it may not
-    read are left out, and a caller that may read none is FORBIDDEN.
+    read are left out, and a caller that may read none is FORBIDDEN. `owner` picks one
+    token's jobs: admins only, since anyone else sees only its own jobs anyway (asking
+    for someone else's is FORBIDDEN rather than a silently empty page).
+    `created_after` is inclusive and `created_before` exclusive, so windows tile.
     """
     if not 1 <= first <= MAX_PAGE:
         raise BadInput("first", f"must be between 1 and {MAX_PAGE}")
     if county_id is not None and (len(county_id) > 64 or "\x00" in county_id):
         raise BadInput("countyId", "must be at most 64 characters, without NUL characters")
+    if owner is not None and (len(owner) > 128 or "\x00" in owner):
+        raise BadInput("owner", "must be at most 128 characters, without NUL characters")
+    if owner is not None and owner != caller.name and not caller.is_admin:
+        raise Forbidden(ADMIN)
+    created_after = _aware(created_after, "createdAfter")
+    created_before = _aware(created_before, "createdBefore")
+    position = decode_cursor(after, order) if after is not None else None
     if kind is not None:
         caller.require(kind, "read")
     readable = caller.readable_kinds()
@@ -73,29 +130,33 @@ async def list_jobs(
         query = select(
             literal(spec.kind.value).label("kind"),
             model.id.label("id"),
-            model.created_at.label("created_at"),
+            getattr(model, order.column).label("at"),
         )
         if status is not None:
             query = query.where(model.status == status.value)
         if county_id is not None:
             query = query.where(model.county_id == county_id)
+        if created_after is not None:
+            query = query.where(model.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(model.created_at < created_before)
         if not caller.is_admin:
             query = query.where(model.owner == caller.name)
+        elif owner is not None:
+            query = query.where(model.owner == owner)
         parts.append(query)
     jobs = union_all(*parts).subquery()
+    keyset = tuple_(jobs.c.at, jobs.c.id)
+    descending = order.direction is OrderDirection.DESC
     async with sessions() as session:
         total = await session.scalar(select(func.count()).select_from(jobs)) or 0
-        page_query = select(jobs.c.kind, jobs.c.id, jobs.c.created_at)
-        if after is not None:
-            created, job_id = decode_cursor(after)
-            page_query = page_query.where(
-                tuple_(jobs.c.created_at, jobs.c.id) < tuple_(literal(created), literal(job_id))
-            )
-        keys = (
-            await session.execute(
-                page_query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(first + 1)
-            )
-        ).all()
+        page_query = select(jobs.c.kind, jobs.c.id, jobs.c.at)
+        if position is not None:
+            seen = tuple_(literal(position[0]), literal(position[1]))
+            beyond: ColumnElement[bool] = keyset < seen if descending else keyset > seen
+            page_query = page_query.where(beyond)
+        sort = (jobs.c.at.desc(), jobs.c.id.desc()) if descending else (jobs.c.at.asc(), jobs.c.id)
+        keys = (await session.execute(page_query.order_by(*sort).limit(first + 1))).all()
         has_next = len(keys) > first
         keys = keys[:first]
         rows: dict[uuid.UUID, dict[str, Any]] = {}
@@ -106,7 +167,7 @@ async def list_jobs(
                     rows[row.id] = snapshot(spec, row)
     return JobPage(
         snapshots=[rows[k.id] for k in keys],
-        cursors=[encode_cursor(k.created_at, k.id) for k in keys],
+        cursors=[encode_cursor(order, k.at, k.id) for k in keys],
         has_next_page=has_next,
         total_count=total,
     )

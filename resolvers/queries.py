@@ -1,5 +1,8 @@
 """Queries: thin calls into the lifecycle and the county data."""
 
+import datetime as dt
+from typing import Annotated
+
 import strawberry
 
 from jobs.access import Forbidden
@@ -14,9 +17,13 @@ from schema.county import County
 from schema.gis_export import GisExportJob
 from schema.job import Job
 from schema.job_types import job_from_snapshot
+from schema.listing import JobOrderInput
 from schema.market_analysis import MarketAnalysisJob
+from schema.node import Node
 from schema.report import ReportJob
 from schema.valuation import ValuationJob
+
+DEFAULT_ORDER = JobOrderInput()
 
 
 @strawberry.type
@@ -68,6 +75,13 @@ class Query:
     async def job(self, info: Info, id: strawberry.ID) -> Job | None:
         return await _job(info, id)
 
+    @strawberry.field(
+        description="Any object by its global id (Relay): a job by its UUID, null when there "
+        "is none the caller may see, as for `job`."
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await _job(info, id)
+
     report_job: ReportJob | None = strawberry.field(resolver=_job_of_kind(JobKind.REPORT))
     market_analysis_job: MarketAnalysisJob | None = strawberry.field(
         resolver=_job_of_kind(JobKind.MARKET_ANALYSIS)
@@ -77,7 +91,10 @@ class Query:
     )
     valuation_job: ValuationJob | None = strawberry.field(resolver=_job_of_kind(JobKind.VALUATION))
 
-    @strawberry.field(description="Jobs newest first, filtered; Relay cursor pagination.")
+    @strawberry.field(
+        description="Jobs, filtered, in `orderBy` order (newest first by default); Relay "
+        "cursor pagination: pass a page's `endCursor` as `after` with the same `orderBy`."
+    )
     async def jobs(
         self,
         info: Info,
@@ -86,6 +103,22 @@ class Query:
         county_id: str | None = None,
         first: int = 20,
         after: str | None = None,
+        order_by: JobOrderInput = DEFAULT_ORDER,
+        created_after: Annotated[
+            dt.datetime | None,
+            strawberry.argument(description="only jobs created at or after this time"),
+        ] = None,
+        created_before: Annotated[
+            dt.datetime | None,
+            strawberry.argument(description="only jobs created before this time"),
+        ] = None,
+        owner: Annotated[
+            str | None,
+            strawberry.argument(
+                description="only the jobs of this token name; admins only (anyone else sees "
+                "only its own jobs: another name is FORBIDDEN)"
+            ),
+        ] = None,
     ) -> JobConnection:
         with client_errors():
             page = await list_jobs(
@@ -96,6 +129,10 @@ class Query:
                 county_id=county_id,
                 first=first,
                 after=after,
+                order=order_by.to_order(),
+                created_after=created_after,
+                created_before=created_before,
+                owner=owner,
             )
         edges = [
             JobEdge(cursor=cursor, node=job_from_snapshot(snap))

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from jobs.spec import JobKind
 from jobs.table import JobStatus
 from schema.convert import build, build_object
+from schema.node import Node
 
 strawberry.enum(JobKind, name="JobKind")
 strawberry.enum(JobStatus, name="JobStatus")
@@ -48,7 +49,7 @@ class ResultFile:
 
 
 @strawberry.interface
-class Job:
+class Job(Node):
     id: strawberry.ID
     kind: JobKind
     county_id: str

@@ -90,8 +90,9 @@ class Fixture:
         body = await gql(self.app.url, query, variables, **bearer(self.tokens[role]))
         return outcome(body, field)
 
-    async def jobs_listing(self, role: str, kind: str | None) -> str:
-        args = f"(kind: {kind})" if kind else ""
+    async def jobs_listing(self, role: str, kind: str | None, owner: str | None = None) -> str:
+        filters = [f"kind: {kind}"] * bool(kind) + [f'owner: "{owner}"'] * bool(owner)
+        args = f"({', '.join(filters)})" if filters else ""
         body = await gql(
             self.app.url,
             f"{{ jobs{args} {{ edges {{ node {{ id }} }} }} }}",
@@ -209,6 +210,11 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
         expect(wrong_kind="null", other_user="null", owner="data", admin="data"),
     ),
     (
+        "node(id)",
+        lambda f, r: f.query(r, "query ($id: ID!) { node(id: $id) { id } }", "node", id=f.job_id),
+        expect(wrong_kind="null", other_user="null", owner="data", admin="data"),
+    ),
+    (
         "reportJob(id)",
         lambda f, r: f.query(
             r, "query ($id: ID!) { reportJob(id: $id) { id } }", "reportJob", id=f.job_id
@@ -234,6 +240,11 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
         "jobs(kind: REPORT)",
         lambda f, r: f.jobs_listing(r, "REPORT"),
         expect(wrong_kind="FORBIDDEN", other_user="hidden", owner="visible", admin="visible"),
+    ),
+    (
+        "jobs(owner: alice)",
+        lambda f, r: f.jobs_listing(r, None, owner="alice"),
+        expect(wrong_kind="FORBIDDEN", other_user="FORBIDDEN", owner="visible", admin="visible"),
     ),
     (
         "counties",
