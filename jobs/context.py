@@ -29,6 +29,8 @@ class RunContext:
     results_dir: Path
     report_progress: ProgressReporter
     files: list[Path] = field(default_factory=list)
+    reached: float = 0.0
+    """The highest percent reported so far: what a client saw must never go back."""
 
     async def progress(
         self,
@@ -37,8 +39,16 @@ class RunContext:
         total: int | None = None,
         percent: float | None = None,
     ) -> None:
-        """Record progress; raises JobCancelled once the job is no longer RUNNING."""
-        await self.report_progress(step, processed, total, percent)
+        """Record progress; raises JobCancelled once the job is no longer RUNNING.
+
+        `processed`/`total` count the current step's own items; `percent` is the whole run's
+        (from the step's counts when not given) and is held at the highest value reached, so
+        a step that restarts its count never moves the bar back.
+        """
+        if percent is None:
+            percent = 100.0 * processed / total if processed is not None and total else 0.0
+        self.reached = max(self.reached, percent)
+        await self.report_progress(step, processed, total, self.reached)
 
     @property
     def job_dir(self) -> Path:

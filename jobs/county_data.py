@@ -69,7 +69,7 @@ async def require_county(session: AsyncSession, county_id: str, field: str = "co
 
 
 async def require_tax_year(
-    session: AsyncSession, county_id: str, tax_year: int | None, field: str = "parameters.tax_year"
+    session: AsyncSession, county_id: str, tax_year: int | None, field: str = "parameters.taxYear"
 ) -> int:
     """The tax year asked for, or the latest assessed one; it must have assessments."""
     years = (

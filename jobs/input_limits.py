@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from jobs.params import graphql_name
 from jobs.spec import BadInput
 
 MAX_STRING = 64
@@ -20,11 +21,6 @@ MAX_STRINGS = {"idempotency_key": 255}
 MAX_LIST_ITEMS = 16
 MAX_JSON_DEPTH = 32
 MAX_JSON_STRING = 1024
-
-
-def graphql_name(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _check_text(value: str, field: str, limit: int) -> None:

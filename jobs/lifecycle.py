@@ -399,6 +399,7 @@ class Lifecycle:
             expires_at=expires_in(spec.model),
             progress_percent=100.0,
             progress_step="done",
+            progress_processed=spec.model.progress_total,
             message="completed",
             **spec.result_columns(result),
         )

@@ -6,6 +6,7 @@ One query per job, fetched once into arrays, so every statistic after it is vect
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,8 @@ async def load_sales(
     date_from: dt.date | None,
     date_to: dt.date | None,
     property_class: str | None = None,
+    zip_codes: Sequence[str] | None = None,
+    neighborhoods: Sequence[str] | None = None,
     arms_length_only: bool = True,
     tax_year: int | None = None,
 ) -> SalesColumns:
@@ -84,6 +87,10 @@ async def load_sales(
         query = query.where(Sale.sale_date <= date_to)
     if property_class is not None:
         query = query.where(Parcel.property_class == property_class)
+    if zip_codes:
+        query = query.where(Parcel.zip_code.in_(zip_codes))
+    if neighborhoods:
+        query = query.where(Parcel.neighborhood.in_(neighborhoods))
     if arms_length_only:
         query = query.where(Sale.arms_length.is_(True))
     query = query.order_by(Sale.sale_date, Sale.parcel_id)

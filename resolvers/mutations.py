@@ -1,6 +1,5 @@
 """Mutations: one generic `run` resolver serves all four kinds."""
 
-import dataclasses
 from typing import Any
 
 import strawberry
@@ -10,6 +9,7 @@ from jobs.spec import JobKind
 from resolvers.context import Info
 from resolvers.errors import client_errors
 from schema.gis_export import GisExportJob, RunGisExportInput
+from schema.inputs import plain
 from schema.job import Job
 from schema.job_types import job_from_snapshot
 from schema.market_analysis import MarketAnalysisJob, RunMarketAnalysisInput
@@ -21,7 +21,7 @@ def _run(kind: JobKind, input_type: type, job_type: type, description: str) -> A
     async def resolve(info: Info, input: input_type) -> job_type:  # type: ignore[valid-type]
         with client_errors():
             caller = await info.context.current_caller()
-            snap = await info.context.lifecycle.submit(kind, dataclasses.asdict(input), caller)
+            snap = await info.context.lifecycle.submit(kind, plain(input), caller)
         return job_from_snapshot(snap)
 
     return strawberry.mutation(resolver=resolve, description=description)

@@ -10,6 +10,7 @@ is a bug: the client gets a reference to quote, the log gets the traceback under
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 import strawberry
@@ -20,6 +21,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from strawberry.types import ExecutionContext
 
 log = logging.getLogger("terrafusion.graphql")
+
+
+_COERCION_PATH = re.compile(r"^Variable '\$\w+' has invalid value at \.([\w.\[\]]+)")
+"""graphql-core's message for a variable that does not fit its type names the input path."""
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -45,6 +50,9 @@ class Schema(strawberry.Schema):
                 isinstance(original, GraphQLError) and original.original_error is None
             ):
                 extensions["code"] = "BAD_USER_INPUT"
+                where = _COERCION_PATH.search(error.message)
+                if where:
+                    extensions["field"] = where.group(1)
             elif _is_outage(original):
                 reference = uuid.uuid4().hex[:12]
                 log.warning("service unavailable ref=%s: %s", reference, original)

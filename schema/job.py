@@ -56,7 +56,6 @@ class Job(Node):
     status: JobStatus
     message: str | None
     progress: JobProgress | None
-    parameters: JSON | None
     priority: int
     attempts: int
     version: int = strawberry.field(
@@ -79,8 +78,18 @@ class Job(Node):
         """Fill the shared fields from the snapshot, and the kind's own from `fields`/`result`."""
         values = {**snap["fields"], **snap, "result": snap["result"]}
         values.pop("fields")
+        values["parameters"] = cls.parameters_by_variant(snap)
         obj = build_object(cls, values)
         return obj  # type: ignore[no-any-return]
+
+    @classmethod
+    def parameters_by_variant(cls, snap: dict[str, Any]) -> dict[str, Any]:
+        """The stored parameters in the shape of this type's `parameters` field.
+
+        A kind with variants stores its variant's parameters; its `@oneOf`-shaped output
+        puts them under the variant's branch.
+        """
+        return dict(snap["parameters"] or {})
 
 
 @strawberry.input(description="How and when to run a job; the same on every run input.")

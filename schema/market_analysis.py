@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from jobs.kinds.market_analysis.spec import ANALYSIS_TYPES
+from schema.inputs import variant_types
 from schema.job import Interval, Job, JobControls, ResultFile
+
+AnalysisType, MarketAnalysisParameters, MarketAnalysisParametersOutput = variant_types(
+    ANALYSIS_TYPES, "AnalysisType", "MarketAnalysisParameters", "market analysis"
+)
 
 
 @strawberry.type
@@ -58,12 +65,21 @@ class MarketAnalysisResult:
 
 @strawberry.type
 class MarketAnalysisJob(Job):
-    analysis_type: str
+    analysis_type: AnalysisType  # type: ignore[valid-type]
+    parameters: MarketAnalysisParametersOutput  # type: ignore[valid-type]
     result: MarketAnalysisResult | None
+
+    @classmethod
+    def parameters_by_variant(cls, snap: dict[str, Any]) -> dict[str, Any]:
+        return {snap["fields"]["analysis_type"]: snap["parameters"]}
 
 
 @strawberry.input
 class RunMarketAnalysisInput(JobControls):
-    analysis_type: str = strawberry.field(description="price_trend | time_adjustment")
     county_id: str
-    parameters: JSON | None = None
+    analysis_type: AnalysisType  # type: ignore[valid-type]
+    parameters: MarketAnalysisParameters | None = strawberry.field(  # type: ignore[valid-type]
+        default=strawberry.UNSET,
+        description="optional: the analysis type's defaults; when given, its one branch must "
+        "match `analysisType`",
+    )

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from jobs.kinds.report.spec import REPORT_TYPES
+from schema.inputs import variant_types
 from schema.job import Job, JobControls, ResultFile
 from schema.statistics import RatioStatistics
+
+ReportType, ReportParameters, ReportParametersOutput = variant_types(
+    REPORT_TYPES, "ReportType", "ReportParameters", "report"
+)
 
 
 @strawberry.type
@@ -54,12 +61,21 @@ class ReportResult:
 
 @strawberry.type
 class ReportJob(Job):
-    report_type: str
+    report_type: ReportType  # type: ignore[valid-type]
+    parameters: ReportParametersOutput  # type: ignore[valid-type]
     result: ReportResult | None
+
+    @classmethod
+    def parameters_by_variant(cls, snap: dict[str, Any]) -> dict[str, Any]:
+        return {snap["fields"]["report_type"]: snap["parameters"]}
 
 
 @strawberry.input
 class RunReportInput(JobControls):
-    report_type: str = strawberry.field(description="sales_ratio_study | assessment_roll")
     county_id: str
-    parameters: JSON | None = None
+    report_type: ReportType  # type: ignore[valid-type]
+    parameters: ReportParameters | None = strawberry.field(  # type: ignore[valid-type]
+        default=strawberry.UNSET,
+        description="optional: the report type's defaults; when given, its one branch must "
+        "match `reportType`",
+    )

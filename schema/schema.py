@@ -7,12 +7,14 @@ from pathlib import Path
 
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 
 from resolvers.mutations import Mutation
 from resolvers.queries import Query
 from resolvers.subscriptions import Subscription
 from schema.errors import Schema
 from schema.job_types import JOB_TYPES
+from schema.scalars import SCALARS
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -25,6 +27,7 @@ def build_schema(extensions: Sequence[Callable[[], SchemaExtension]] = ()) -> st
         subscription=Subscription,
         types=list(JOB_TYPES.values()),
         extensions=list(extensions),
+        config=StrawberryConfig(scalar_map=SCALARS),
     )
 
 

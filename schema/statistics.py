@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.scalars import JSON
 
 from schema.job import Interval
+
+
+@strawberry.type(description="One IAAO standard a sample was judged by, and the verdict.")
+class StandardCheck:
+    standard: str = strawberry.field(description="level | uniformity | vertical_equity")
+    statistic: str = strawberry.field(description="median_ratio | cod | prd | prb")
+    value: float
+    lower: float = strawberry.field(description="lowest accepted value (inclusive)")
+    upper: float = strawberry.field(description="highest accepted value (inclusive)")
+    passes: bool
 
 
 @strawberry.type(description="IAAO ratio statistics of one sample: the whole study or one group.")
@@ -26,7 +35,7 @@ class RatioStatistics:
     ki: float | None = strawberry.field(default=None, description="Kakwani index")
     mki: float | None = strawberry.field(default=None, description="modified Kakwani index")
     meets_standards: bool | None = None
-    standards: JSON | None = strawberry.field(
-        default=None, description="each IAAO standard checked and whether it passes"
+    standards: list[StandardCheck] = strawberry.field(
+        default_factory=list, description="each IAAO standard checked and whether it passes"
     )
     note: str | None = strawberry.field(default=None, description="why numbers are missing, if so")

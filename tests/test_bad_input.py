@@ -16,12 +16,14 @@ from tests.test_job_flow import mutation
 
 JOB_TABLES = ("report_jobs", "market_analysis_jobs", "gis_export_jobs", "valuation_jobs")
 
+STUDY = {"reportType": "SALES_RATIO_STUDY", "countyId": "TESTCO"}
+
 CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("malformed job id", 'query { job(id: "not-a-uuid") { id } }', None, "id"),
     (
         "unknown report type",
         mutation("runReport"),
-        {"input": {"reportType": "sales_ratio", "countyId": "TESTCO"}},
+        {"input": {"reportType": "SALES_RATIO", "countyId": "TESTCO"}},
         "reportType",
     ),
     (
@@ -33,61 +35,81 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     (
         "unknown county",
         mutation("runReport"),
-        {"input": {"reportType": "sales_ratio_study", "countyId": "NOPE"}},
+        {"input": {"reportType": "SALES_RATIO_STUDY", "countyId": "NOPE"}},
         "countyId",
     ),
     (
         "unknown parameter",
         mutation("runReport"),
-        {
-            "input": {
-                "reportType": "sales_ratio_study",
-                "countyId": "TESTCO",
-                "parameters": {"grup_by": "neighborhood"},
-            }
-        },
-        "parameters.grup_by",
+        {"input": {**STUDY, "parameters": {"salesRatioStudy": {"grupBy": "NEIGHBORHOOD"}}}},
+        "grupBy",
     ),
     (
         "bad parameter value",
         mutation("runReport"),
+        {"input": {**STUDY, "parameters": {"salesRatioStudy": {"trim": "SOMETIMES"}}}},
+        "parameters.salesRatioStudy.trim",
+    ),
+    (
+        "parameter out of range",
+        mutation("runReport"),
+        {"input": {**STUDY, "parameters": {"salesRatioStudy": {"iqrFactor": 0}}}},
+        "parameters.salesRatioStudy.iqrFactor",
+    ),
+    (
+        "parameters of another report type",
+        mutation("runReport"),
+        {"input": {**STUDY, "parameters": {"assessmentRoll": {"taxYear": 2024}}}},
+        "parameters.assessmentRoll",
+    ),
+    (
+        "two parameter branches",
+        mutation("runReport"),
+        {"input": {**STUDY, "parameters": {"salesRatioStudy": {}, "assessmentRoll": {}}}},
+        "ReportParameters",
+    ),
+    (
+        "sale dates out of order",
+        mutation("runReport"),
         {
             "input": {
-                "reportType": "sales_ratio_study",
-                "countyId": "TESTCO",
-                "parameters": {"trim": "sometimes"},
+                **STUDY,
+                "parameters": {
+                    "salesRatioStudy": {
+                        "sales": {"saleDateFrom": "2024-06-01", "saleDateTo": "2024-01-01"}
+                    }
+                },
             }
         },
-        "parameters.trim",
+        "parameters.salesRatioStudy.sales",
     ),
     (
         "tax year without assessments",
         mutation("runReport"),
         {
             "input": {
-                "reportType": "assessment_roll",
+                "reportType": "ASSESSMENT_ROLL",
                 "countyId": "TESTCO",
-                "parameters": {"tax_year": 1990},
+                "parameters": {"assessmentRoll": {"taxYear": 1990}},
             }
         },
-        "parameters.tax_year",
+        "parameters.assessmentRoll.taxYear",
     ),
     (
         "class filter without an IAAO COD range",
         mutation("runReport"),
         {
             "input": {
-                "reportType": "sales_ratio_study",
-                "countyId": "TESTCO",
-                "parameters": {"property_class": "farm"},
+                **STUDY,
+                "parameters": {"salesRatioStudy": {"sales": {"propertyClass": "farm"}}},
             }
         },
-        "parameters.cod_standard",
+        "parameters.salesRatioStudy.codStandard",
     ),
     (
         "NUL character in a string",
         mutation("runReport"),
-        {"input": {"reportType": "sales_ratio_study", "countyId": "TEST\u0000CO"}},
+        {"input": {"reportType": "SALES_RATIO_STUDY", "countyId": "TEST\u0000CO"}},
         "countyId",
     ),
     (
@@ -99,19 +121,37 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     (
         "unknown analysis type",
         mutation("runMarketAnalysis"),
-        {"input": {"analysisType": "vibes", "countyId": "TESTCO"}},
+        {"input": {"analysisType": "VIBES", "countyId": "TESTCO"}},
         "analysisType",
+    ),
+    (
+        "market parameters of another analysis type",
+        mutation("runMarketAnalysis"),
+        {
+            "input": {
+                "analysisType": "PRICE_TREND",
+                "countyId": "TESTCO",
+                "parameters": {"timeAdjustment": {"method": "LOGLINEAR"}},
+            }
+        },
+        "parameters.timeAdjustment",
     ),
     (
         "unknown export format",
         mutation("runGisExport"),
-        {"input": {"exportFormat": "DWG", "countyId": "TESTCO", "layers": ["parcels"]}},
+        {"input": {"exportFormat": "DWG", "countyId": "TESTCO", "layers": ["PARCELS"]}},
         "exportFormat",
+    ),
+    (
+        "unknown layer",
+        mutation("runGisExport"),
+        {"input": {"exportFormat": "GEOJSON", "countyId": "TESTCO", "layers": ["ROADS"]}},
+        "layers",
     ),
     (
         "empty layers",
         mutation("runGisExport"),
-        {"input": {"exportFormat": "GeoJSON", "countyId": "TESTCO", "layers": []}},
+        {"input": {"exportFormat": "GEOJSON", "countyId": "TESTCO", "layers": []}},
         "layers",
     ),
     (
@@ -119,13 +159,46 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         mutation("runGisExport"),
         {
             "input": {
-                "exportFormat": "GeoJSON",
+                "exportFormat": "GEOJSON",
                 "countyId": "TESTCO",
-                "layers": ["parcels"],
-                "areaOfInterest": {"type": "bbox", "coordinates": [-122.5, 47.0, -122.0, 95.0]},
+                "layers": ["PARCELS"],
+                "areaOfInterest": {
+                    "bbox": {"minLon": -122.5, "minLat": 47.0, "maxLon": -122.0, "maxLat": 95.0}
+                },
             }
         },
-        "areaOfInterest",
+        "areaOfInterest.bbox.maxLat",
+    ),
+    (
+        "geometry that is not a polygon",
+        mutation("runGisExport"),
+        {
+            "input": {
+                "exportFormat": "GEOJSON",
+                "countyId": "TESTCO",
+                "layers": ["PARCELS"],
+                "areaOfInterest": {"geometry": {"type": "Point", "coordinates": [0, 0]}},
+            }
+        },
+        "areaOfInterest.geometry",
+    ),
+    (
+        "unclosed polygon ring",
+        mutation("runGisExport"),
+        {
+            "input": {
+                "exportFormat": "GEOJSON",
+                "countyId": "TESTCO",
+                "layers": ["PARCELS"],
+                "areaOfInterest": {
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1.5]]],
+                    }
+                },
+            }
+        },
+        "areaOfInterest.geometry",
     ),
     (
         "unknown parcel",
@@ -136,7 +209,7 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     (
         "county-wide comparables",
         mutation("runValuation"),
-        {"input": {"countyId": "TESTCO", "parameters": {"method": "comparables"}}},
+        {"input": {"countyId": "TESTCO", "parameters": {"method": "COMPARABLES"}}},
         "parameters.method",
     ),
     (
@@ -144,9 +217,8 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         mutation("runReport"),
         {
             "input": {
-                "reportType": "sales_ratio_study",
-                "countyId": "TESTCO",
-                "parameters": {"property_class": "x" * 20_000},
+                **STUDY,
+                "parameters": {"salesRatioStudy": {"sales": {"propertyClass": "x" * 20_000}}},
             }
         },
         "parameters",

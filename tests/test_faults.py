@@ -138,10 +138,10 @@ async def export_job(app: RunningApp, county: str) -> str:
         mutation("runGisExport"),
         {
             "input": {
-                "exportFormat": "GeoJSON",
+                "exportFormat": "GEOJSON",
                 "countyId": county,
-                "layers": ["parcels", "sales"],
-                "parameters": {"batch_size": 100},
+                "layers": ["PARCELS", "SALES"],
+                "parameters": {"batchSize": 100},
             }
         },
     )
@@ -210,7 +210,7 @@ async def test_redis_restarting_empty_loses_no_job(
             await gql_data(
                 fault_app.url,
                 mutation("runReport"),
-                {"input": {"reportType": "assessment_roll", "countyId": county}},
+                {"input": {"reportType": "ASSESSMENT_ROLL", "countyId": county}},
             )
         )["runReport"]["id"]
         for _ in range(5)
@@ -258,10 +258,10 @@ async def test_hundred_jobs_survive_two_worker_kills_and_a_redis_restart(
     county: str,
 ) -> None:
     inputs = [
-        ("runReport", {"reportType": "assessment_roll", "countyId": county}),
-        ("runReport", {"reportType": "sales_ratio_study", "countyId": county}),
-        ("runMarketAnalysis", {"analysisType": "price_trend", "countyId": county}),
-        ("runGisExport", {"exportFormat": "CSV", "countyId": county, "layers": ["parcels"]}),
+        ("runReport", {"reportType": "ASSESSMENT_ROLL", "countyId": county}),
+        ("runReport", {"reportType": "SALES_RATIO_STUDY", "countyId": county}),
+        ("runMarketAnalysis", {"analysisType": "PRICE_TREND", "countyId": county}),
+        ("runGisExport", {"exportFormat": "CSV", "countyId": county, "layers": ["PARCELS"]}),
     ]
     feed_query = "subscription { jobsUpdated { id status version } }"
     finals: collections.Counter[str] = collections.Counter()

@@ -1,7 +1,8 @@
 """Property: whatever a client sends as GraphQL input, the answer is data or a client error.
 
 Hypothesis generates run inputs (known and random names, out-of-range numbers, arbitrary
-JSON for `parameters` and `areaOfInterest`, long and odd strings) and query arguments; a
+JSON in place of the typed `parameters` and `areaOfInterest`, long and odd strings) and
+query arguments; a
 server error is any 5xx, or an error coded INTERNAL_SERVER_ERROR / SERVICE_UNAVAILABLE, or
 one without a code. The server runs in the test's event loop; the generated requests come
 from a thread, with a synchronous client.
@@ -38,20 +39,38 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner),
     max_leaves=40,
 )
+enum_values = st.sampled_from(["NONE", "IQR", "NEIGHBORHOOD", "HEDONIC", "COMPARABLES", "YEAR"])
 known_parameters = st.dictionaries(
     st.sampled_from(
-        ["tax_year", "group_by", "trim", "iqr_factor", "sale_date_from", "method", "k", "x"]
+        ["taxYear", "groupBy", "trim", "iqrFactor", "sales", "method", "k", "period", "x"]
     ),
-    json_values,
+    json_values | enum_values,
     max_size=4,
 )
-bbox = st.fixed_dictionaries(
+branches = st.dictionaries(
+    st.sampled_from(["salesRatioStudy", "assessmentRoll", "priceTrend", "timeAdjustment", "x"]),
+    known_parameters | json_values,
+    max_size=2,
+)
+geometry = st.fixed_dictionaries(
     {
-        "type": st.sampled_from(["bbox", "Polygon", "MultiPolygon", "Feature", "BBOX", "x"]),
+        "type": st.sampled_from(["Polygon", "MultiPolygon", "Feature", "Point", "x"]),
         "coordinates": st.lists(
             st.floats(-400, 400) | st.lists(json_values, max_size=5), max_size=6
         ),
     }
+)
+corners = st.floats(-400, 400) | json_values
+area = (
+    st.fixed_dictionaries(
+        {
+            "bbox": st.fixed_dictionaries(
+                {"minLon": corners, "minLat": corners, "maxLon": corners, "maxLat": corners}
+            )
+        }
+    )
+    | st.fixed_dictionaries({"geometry": geometry | json_values})
+    | st.dictionaries(st.sampled_from(["bbox", "geometry"]), json_values)
 )
 counties = st.sampled_from(["TESTCO", "testco", ""]) | strings
 controls = {
@@ -62,7 +81,7 @@ controls = {
         dt.datetime.isoformat
     )
     | strings,
-    "parameters": known_parameters | json_values,
+    "parameters": branches | known_parameters | json_values,
 }
 
 
@@ -77,7 +96,7 @@ OPERATIONS = st.one_of(
         st.just(mutation("runReport")),
         run_input(
             {
-                "reportType": st.sampled_from(["sales_ratio_study", "assessment_roll"]) | strings,
+                "reportType": st.sampled_from(["SALES_RATIO_STUDY", "ASSESSMENT_ROLL"]) | strings,
                 "countyId": counties,
             }
         ),
@@ -86,7 +105,7 @@ OPERATIONS = st.one_of(
         st.just(mutation("runMarketAnalysis")),
         run_input(
             {
-                "analysisType": st.sampled_from(["price_trend", "time_adjustment"]) | strings,
+                "analysisType": st.sampled_from(["PRICE_TREND", "TIME_ADJUSTMENT"]) | strings,
                 "countyId": counties,
             }
         ),
@@ -95,11 +114,11 @@ OPERATIONS = st.one_of(
         st.just(mutation("runGisExport")),
         run_input(
             {
-                "exportFormat": st.sampled_from(["GeoJSON", "KML", "CSV"]) | strings,
+                "exportFormat": st.sampled_from(["GEOJSON", "KML", "CSV"]) | strings,
                 "countyId": counties,
-                "layers": st.lists(st.sampled_from(["parcels", "sales"]) | strings, max_size=20),
+                "layers": st.lists(st.sampled_from(["PARCELS", "SALES"]) | strings, max_size=20),
             },
-            areaOfInterest=bbox | json_values,
+            areaOfInterest=area | json_values,
         ),
     ),
     st.tuples(

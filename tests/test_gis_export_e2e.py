@@ -44,7 +44,7 @@ from tests.graphql_client import gql_data, subscribe
 from tests.test_job_flow import download, mutation
 
 FORMATS = ("GeoJSON", "Shapefile", "KML", "CSV", "GeoPackage")
-LAYERS = ["parcels", "assessments", "sales"]
+LAYERS = ["PARCELS", "ASSESSMENTS", "SALES"]
 KML = "{http://www.opengis.net/kml/2.2}"
 
 WATCH = """
@@ -52,7 +52,7 @@ subscription($id: ID!) {
   jobUpdated(id: $id) {
     id status message progress { percent step processed total } error { code message }
     ... on GisExportJob { result {
-        recordCount bbox crs fieldNames
+        recordCount bbox crs fieldNames { attribute field }
         file { name url sizeBytes rowCount contentType } } }
   }
 }
@@ -165,6 +165,17 @@ def areas(lots: Lots) -> dict[str, dict[str, Any]]:
     }
 
 
+def area_input(area: Mapping[str, Any]) -> dict[str, Any]:
+    """An area of `areas` as the typed `AreaOfInterest` input."""
+    if area["type"] == "bbox":
+        return {
+            "bbox": dict(
+                zip(("minLon", "minLat", "maxLon", "maxLat"), area["coordinates"], strict=True)
+            )
+        }
+    return {"geometry": dict(area)}
+
+
 def area_geometry(area: Mapping[str, Any]) -> BaseGeometry:
     if area["type"] == "bbox":
         return shapely.box(*area["coordinates"])
@@ -257,7 +268,7 @@ def read_shapefile(body: bytes, result: Mapping[str, Any], _tmp: Path) -> list[F
     )
     assert reader.shapeType == shapefile.POLYGON
     # The DBF's 10-character names, mapped back to attribute names by the result's fieldNames.
-    attribute_of = {column: name for name, column in result["fieldNames"].items()}
+    attribute_of = {f["field"]: f["attribute"] for f in result["fieldNames"]}
     features = []
     for record in reader.iterShapeRecords():
         attributes = {attribute_of[k]: v for k, v in record.record.as_dict().items()}
@@ -455,11 +466,11 @@ async def test_export_holds_exactly_the_lots_of_the_area(
     tax_years = {"bbox": latest_year - 2, "polygon": latest_year, "multipolygon": latest_year}
     inputs = [
         {
-            "exportFormat": fmt,
+            "exportFormat": fmt.upper(),
             "countyId": county,
             "layers": LAYERS,
-            "areaOfInterest": area,
-            "parameters": {"tax_year": tax_years[name]} if name == "bbox" else None,
+            "areaOfInterest": area_input(area),
+            "parameters": {"taxYear": tax_years[name]} if name == "bbox" else None,
         }
         for name, area in shapes.items()
     ]
@@ -502,10 +513,10 @@ async def test_progress_is_reported_per_batch(
         worker,
         [
             {
-                "exportFormat": "GeoPackage",
+                "exportFormat": "GEOPACKAGE",
                 "countyId": county,
-                "layers": ["parcels"],
-                "parameters": {"batch_size": 100},
+                "layers": ["PARCELS"],
+                "parameters": {"batchSize": 100},
             }
         ],
     )
@@ -559,10 +570,10 @@ async def test_failed_export_leaves_no_partial_file(
         worker,
         [
             {
-                "exportFormat": "Shapefile",
+                "exportFormat": "SHAPEFILE",
                 "countyId": county,
-                "layers": ["parcels", "sales"],
-                "parameters": {"batch_size": 100},
+                "layers": ["PARCELS", "SALES"],
+                "parameters": {"batchSize": 100},
             }
         ],
     )
@@ -589,7 +600,7 @@ async def test_cancelled_export_leaves_no_partial_file(
                     "exportFormat": "KML",
                     "countyId": "BIGCO",
                     "layers": LAYERS,
-                    "parameters": {"batch_size": 100},
+                    "parameters": {"batchSize": 100},
                 }
             },
         )
@@ -634,7 +645,12 @@ async def test_gdal_opens_every_format(
         app_server,
         worker,
         [
-            {"exportFormat": fmt, "countyId": county, "layers": LAYERS, "areaOfInterest": area}
+            {
+                "exportFormat": fmt.upper(),
+                "countyId": county,
+                "layers": LAYERS,
+                "areaOfInterest": area_input(area),
+            }
             for fmt in FORMATS
         ],
     )

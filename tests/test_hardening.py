@@ -21,9 +21,6 @@ from tests.graphql_client import bearer, gql
 from tests.test_job_flow import mutation
 
 ROOT = Path(__file__).resolve().parents[1]
-NESTED: Any = 1
-for _ in range(40):
-    NESTED = [NESTED]
 JOB_TABLES = ("report_jobs", "market_analysis_jobs", "gis_export_jobs", "valuation_jobs")
 
 
@@ -76,17 +73,21 @@ async def test_oversized_body_is_refused_before_parsing(auth_server: RunningApp)
 @pytest.mark.parametrize(
     ("input", "field"),
     [
-        ({"reportType": "assessment_roll", "countyId": "C" * 65}, "countyId"),
-        ({"reportType": "r" * 200, "countyId": "TESTCO"}, "reportType"),
+        ({"reportType": "ASSESSMENT_ROLL", "countyId": "C" * 65}, "countyId"),
+        ({"reportType": "R" * 200, "countyId": "TESTCO"}, "reportType"),
         (
-            {"reportType": "assessment_roll", "countyId": "TESTCO", "idempotencyKey": "k" * 256},
+            {"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO", "idempotencyKey": "k" * 256},
             "idempotencyKey",
         ),
         (
-            {"reportType": "assessment_roll", "countyId": "TESTCO", "parameters": {"a": NESTED}},
-            "parameters",
+            {
+                "reportType": "SALES_RATIO_STUDY",
+                "countyId": "TESTCO",
+                "parameters": {"salesRatioStudy": {"sales": {"zipCodes": ["98001"] * 101}}},
+            },
+            "parameters.salesRatioStudy.sales.zipCodes",
         ),
-        ({"reportType": "assessment_roll", "countyId": "TESTCO", "priority": 10}, "priority"),
+        ({"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO", "priority": 10}, "priority"),
     ],
 )
 async def test_oversized_inputs_are_bad_user_input_and_store_nothing(
@@ -110,13 +111,16 @@ async def test_gis_export_layers_and_vertices_are_bounded(
 ) -> None:
     ring = [[-100 + i * 1e-5, 40.0] for i in range(10_001)] + [[-100, 40.0]]
     for extra, field in [
-        ({"layers": ["parcels"] * 17}, "layers"),
+        ({"layers": ["PARCELS"] * 17}, "layers"),
         (
-            {"layers": ["parcels"], "areaOfInterest": {"type": "Polygon", "coordinates": [ring]}},
-            "areaOfInterest",
+            {
+                "layers": ["PARCELS"],
+                "areaOfInterest": {"geometry": {"type": "Polygon", "coordinates": [ring]}},
+            },
+            "areaOfInterest.geometry",
         ),
     ]:
-        variables = {"input": {"exportFormat": "GeoJSON", "countyId": county, **extra}}
+        variables = {"input": {"exportFormat": "GEOJSON", "countyId": county, **extra}}
         body = await gql(auth_server.url, mutation("runGisExport"), variables, **admin)
         assert code(body) == "BAD_USER_INPUT", body
         assert body["errors"][0]["extensions"]["field"].startswith(field)

@@ -18,7 +18,7 @@ from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
 
-ROLL = {"reportType": "assessment_roll", "countyId": "TESTCO"}
+ROLL = {"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO"}
 CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { id status } }"
 STATUS = """query($id: ID!) { job(id: $id) { status attempts startedAt scheduledFor expiresAt
     message error { code } } }"""
@@ -41,10 +41,10 @@ async def test_cancelling_a_running_export_stops_it_and_removes_its_file(
         app_server,
         "runGisExport",
         {
-            "exportFormat": "GeoJSON",
+            "exportFormat": "GEOJSON",
             "countyId": "BIGCO",
-            "layers": ["parcels", "sales"],
-            "parameters": {"batch_size": 100},
+            "layers": ["PARCELS", "SALES"],
+            "parameters": {"batchSize": 100},
         },
     )
     async with subscribe(app_server.ws_url, WATCH, {"id": job["id"]}) as sub:
@@ -114,7 +114,13 @@ async def test_idempotency_key_returns_the_same_job_and_refuses_other_input(
     other = await gql(
         app_server.url,
         mutation("runReport"),
-        {"input": {**ROLL, "parameters": {"tax_year": 2021}, "idempotencyKey": "roll-2024"}},
+        {
+            "input": {
+                **ROLL,
+                "parameters": {"assessmentRoll": {"taxYear": 2021}},
+                "idempotencyKey": "roll-2024",
+            }
+        },
     )
     (error,) = other["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"

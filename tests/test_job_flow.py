@@ -44,6 +44,8 @@ subscription($id: ID!) {{
 }}
 """
 
+BBOX_KEYS = ("minLon", "minLat", "maxLon", "maxLat")
+
 MUTATIONS = {
     "runReport": "RunReportInput",
     "runMarketAnalysis": "RunMarketAnalysisInput",
@@ -80,11 +82,14 @@ def assert_lifecycle(updates: list[dict[str, Any]]) -> None:
     steps = {u["progress"]["step"] for u in running}
     assert len(steps) >= 3, steps  # "starting" plus at least two progress steps of the work
     percents = [u["progress"]["percent"] for u in running]
-    assert percents == sorted(percents), percents
     assert 0 < max(percents) < 100
+    every = [u["progress"]["percent"] for u in updates]
+    assert every == sorted(every), every  # never goes back, up to the 100 of COMPLETED
     versions = [u["version"] for u in updates]
     assert versions == sorted(set(versions)), versions
-    assert updates[-1]["progress"]["percent"] == 100
+    done = updates[-1]["progress"]
+    assert done["percent"] == 100
+    assert done["processed"] == done["total"], done  # the last step's count, complete
     assert updates[-1]["attempts"] == 1
 
 
@@ -108,7 +113,11 @@ async def test_ratio_study_runs_and_streams_every_change(
         app_server,
         worker,
         "runReport",
-        {"reportType": "sales_ratio_study", "countyId": county, "parameters": {"trim": "none"}},
+        {
+            "reportType": "SALES_RATIO_STUDY",
+            "countyId": county,
+            "parameters": {"salesRatioStudy": {"trim": "NONE"}},
+        },
         protocol,
     )
     assert_lifecycle(updates)
@@ -153,7 +162,11 @@ async def test_price_trend_counts_every_sale_once(
         app_server,
         worker,
         "runMarketAnalysis",
-        {"analysisType": "price_trend", "countyId": county, "parameters": {"period": "year"}},
+        {
+            "analysisType": "PRICE_TREND",
+            "countyId": county,
+            "parameters": {"priceTrend": {"period": "YEAR"}},
+        },
         TRANSPORT_WS,
     )
     assert_lifecycle(updates)
@@ -197,10 +210,10 @@ async def test_gis_export_holds_the_parcels_of_the_area(
         worker,
         "runGisExport",
         {
-            "exportFormat": "geojson",
+            "exportFormat": "GEOJSON",
             "countyId": county,
-            "layers": ["parcels"],
-            "areaOfInterest": {"type": "bbox", "coordinates": box},
+            "layers": ["PARCELS"],
+            "areaOfInterest": {"bbox": dict(zip(BBOX_KEYS, box, strict=True))},
         },
         TRANSPORT_WS,
     )
@@ -233,7 +246,7 @@ async def test_single_parcel_valuation_lists_comparables(
         {
             "countyId": county,
             "propertyId": parcel,
-            "parameters": {"method": "comparables", "k": 5, "valuation_date": str(last_sale)},
+            "parameters": {"method": "COMPARABLES", "k": 5, "valuationDate": str(last_sale)},
         },
         TRANSPORT_WS,
     )

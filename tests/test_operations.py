@@ -12,7 +12,7 @@ from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
 
-ROLL = {"reportType": "assessment_roll", "countyId": "TESTCO"}
+ROLL = {"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO"}
 
 
 async def get(app: RunningApp, path: str, **headers: str) -> httpx.Response:

@@ -37,12 +37,18 @@ SELECTED_SALES = """
 """The sales an analysis reads by default: arm's-length, positive price, known parcel."""
 
 RATIO_STUDY = """
-query($id: ID!) { reportJob(id: $id) { status result {
-  ratioStudy { taxYear saleDateFrom saleDateTo trim groupBy
-               overall { ...stats } groups { ...stats } }
-  files { name url contentType sizeBytes rowCount } } } }
+query($id: ID!) { reportJob(id: $id) { status reportType
+  parameters {
+    salesRatioStudy { taxYear groupBy trim iqrFactor codStandard
+                      sales { saleDateFrom saleDateTo propertyClass zipCodes armsLengthOnly } }
+    assessmentRoll { taxYear } }
+  result {
+    ratioStudy { taxYear saleDateFrom saleDateTo trim groupBy
+                 overall { ...stats } groups { ...stats } }
+    files { name url contentType sizeBytes rowCount } } } }
 fragment stats on RatioStatistics {
-  group count countUsed medianRatio meanRatio weightedMeanRatio cod prd note }
+  group count countUsed medianRatio meanRatio weightedMeanRatio cod prd prb note meetsStandards
+  standards { standard statistic value lower upper passes } }
 """
 
 ROLL = """
@@ -86,6 +92,10 @@ async def run_more(app: RunningApp, name: str, input: dict[str, Any]) -> dict[st
     return final
 
 
+def graphql_stat(name: str) -> str:
+    return {"median_ratio": "medianRatio"}.get(name, name)
+
+
 def running_steps(updates: list[dict[str, Any]], step: str) -> list[dict[str, Any]]:
     return [
         u["progress"] for u in updates if u["status"] == "RUNNING" and u["progress"]["step"] == step
@@ -99,15 +109,22 @@ def running_steps(updates: list[dict[str, Any]], step: str) -> list[dict[str, An
 async def test_grouped_ratio_study_matches_numpy_on_the_same_sales(
     app_server: RunningApp, worker: WorkerControl, county: str, engine: AsyncEngine
 ) -> None:
-    window = {"sale_date_from": "2021-01-01", "sale_date_to": "2024-12-31"}
+    window = {"saleDateFrom": "2021-01-01", "saleDateTo": "2024-12-31"}
     updates = await run_and_watch(
         app_server,
         worker,
         "runReport",
         {
-            "reportType": "sales_ratio_study",
+            "reportType": "SALES_RATIO_STUDY",
             "countyId": county,
-            "parameters": {"tax_year": 2024, "group_by": "neighborhood", "trim": "none", **window},
+            "parameters": {
+                "salesRatioStudy": {
+                    "taxYear": 2024,
+                    "groupBy": "NEIGHBORHOOD",
+                    "trim": "NONE",
+                    "sales": window,
+                }
+            },
         },
         TRANSPORT_WS,
     )
@@ -115,6 +132,33 @@ async def test_grouped_ratio_study_matches_numpy_on_the_same_sales(
     job = await details(app_server, RATIO_STUDY, updates[-1]["id"])
     study = job["result"]["ratioStudy"]
     assert (study["taxYear"], study["trim"], study["groupBy"]) == (2024, "none", "neighborhood")
+    # The job shows what it ran with, typed: what was given, and each default filled in.
+    assert job["reportType"] == "SALES_RATIO_STUDY"
+    assert job["parameters"] == {
+        "salesRatioStudy": {
+            "taxYear": 2024,
+            "groupBy": "NEIGHBORHOOD",
+            "trim": "NONE",
+            "iqrFactor": 1.5,
+            "codStandard": None,
+            "sales": {
+                **window,
+                "propertyClass": None,
+                "zipCodes": None,
+                "armsLengthOnly": True,
+            },
+        },
+        "assessmentRoll": None,
+    }
+    overall = study["overall"]
+    checks = {c["statistic"]: c for c in overall["standards"]}
+    assert set(checks) == {"median_ratio", "cod", "prd", "prb"}
+    for name, check in checks.items():
+        assert check["value"] == pytest.approx(overall[graphql_stat(name)], rel=REL)
+        assert check["passes"] is (check["lower"] <= check["value"] <= check["upper"]), check
+    assert (checks["median_ratio"]["lower"], checks["median_ratio"]["upper"]) == (0.90, 1.10)
+    assert (checks["cod"]["lower"], checks["cod"]["upper"]) == (5.0, 15.0)  # residential
+    assert overall["meetsStandards"] is all(c["passes"] for c in checks.values())
 
     fetched = await rows(
         engine,
@@ -232,7 +276,7 @@ async def test_assessment_roll_totals_match_sql(
         app_server,
         worker,
         "runReport",
-        {"reportType": "assessment_roll", "countyId": county},
+        {"reportType": "ASSESSMENT_ROLL", "countyId": county},
         TRANSPORT_WS,
     )
     assert_lifecycle(updates)
@@ -313,7 +357,11 @@ async def test_price_trend_quarters_match_sql_and_groups_add_up(
         app_server,
         worker,
         "runMarketAnalysis",
-        {"analysisType": "price_trend", "countyId": county, "parameters": {"period": "quarter"}},
+        {
+            "analysisType": "PRICE_TREND",
+            "countyId": county,
+            "parameters": {"priceTrend": {"period": "QUARTER"}},
+        },
         TRANSPORT_WS,
     )
     assert_lifecycle(updates)
@@ -333,9 +381,9 @@ async def test_price_trend_quarters_match_sql_and_groups_add_up(
         app_server,
         "runMarketAnalysis",
         {
-            "analysisType": "price_trend",
+            "analysisType": "PRICE_TREND",
             "countyId": county,
-            "parameters": {"period": "quarter", "group_by": "zip_code"},
+            "parameters": {"priceTrend": {"period": "QUARTER", "groupBy": "ZIP_CODE"}},
         },
     )
     assert grouped["status"] == "COMPLETED", grouped
@@ -383,9 +431,11 @@ async def test_time_adjustment_brings_a_rising_market_to_the_valuation_date(
         worker,
         "runMarketAnalysis",
         {
-            "analysisType": "time_adjustment",
+            "analysisType": "TIME_ADJUSTMENT",
             "countyId": county,
-            "parameters": {"method": "loglinear", "valuation_date": last_sale.isoformat()},
+            "parameters": {
+                "timeAdjustment": {"method": "LOGLINEAR", "valuationDate": last_sale.isoformat()}
+            },
         },
         TRANSPORT_WS,
     )
@@ -426,9 +476,9 @@ async def test_time_adjustment_brings_a_rising_market_to_the_valuation_date(
 @pytest.mark.parametrize(
     ("mutation_name", "input"),
     [
-        ("runReport", {"reportType": "sales_ratio_study"}),
-        ("runMarketAnalysis", {"analysisType": "price_trend"}),
-        ("runMarketAnalysis", {"analysisType": "time_adjustment"}),
+        ("runReport", {"reportType": "SALES_RATIO_STUDY"}),
+        ("runMarketAnalysis", {"analysisType": "PRICE_TREND"}),
+        ("runMarketAnalysis", {"analysisType": "TIME_ADJUSTMENT"}),
     ],
 )
 async def test_an_empty_sale_window_fails_with_no_sales(
@@ -439,12 +489,14 @@ async def test_an_empty_sale_window_fails_with_no_sales(
     mutation_name: str,
     input: dict[str, Any],
 ) -> None:
-    empty = {"sale_date_from": "1990-01-01", "sale_date_to": "1990-12-31"}
+    empty = {"sales": {"saleDateFrom": "1990-01-01", "saleDateTo": "1990-12-31"}}
+    variant = next(iter(input.values())).lower()
+    branch = "".join(p if i == 0 else p.title() for i, p in enumerate(variant.split("_")))
     job = (
         await gql_data(
             app_server.url,
             mutation(mutation_name),
-            {"input": {**input, "countyId": county, "parameters": empty}},
+            {"input": {**input, "countyId": county, "parameters": {branch: empty}}},
         )
     )[mutation_name]
     async with subscribe(app_server.ws_url, WAIT, {"id": job["id"]}) as sub:

@@ -12,7 +12,7 @@ from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import TRANSPORT_WS, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
 
-ROLL = {"reportType": "assessment_roll", "countyId": "TESTCO"}
+ROLL = {"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO"}
 
 
 async def submit_roll(app: RunningApp) -> str:
@@ -77,7 +77,7 @@ async def test_jobs_feed_filters_by_kind_and_sees_the_whole_run(
         other = await gql_data(
             app_server.url,
             mutation("runMarketAnalysis"),
-            {"input": {"analysisType": "price_trend", "countyId": county}},
+            {"input": {"analysisType": "PRICE_TREND", "countyId": county}},
         )
         job_id = await submit_roll(app_server)
         await worker.start()

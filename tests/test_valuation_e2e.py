@@ -43,7 +43,10 @@ subscription($id: ID!) {
         method valuationDate estimatedValue interval { lower upper level } parcelsValued
         comparables { parcelId saleDate salePrice adjustedPrice distance }
         holdout { count countUsed medianRatio cod prd prb }
-        model summary files { name url sizeBytes rowCount contentType } } }
+        model { n k df r2 adjR2 sigma valuationDate referenceLevels { propertyClass neighborhood }
+                imputed { attribute value count }
+                coefficients { name estimate standardError t } }
+        summary files { name url sizeBytes rowCount contentType } } }
   }
 }
 """
@@ -101,7 +104,7 @@ def completed(job: Mapping[str, Any]) -> dict[str, Any]:
 def county_input(**parameters: Any) -> dict[str, Any]:
     return {
         "countyId": COUNTY,
-        "parameters": {"valuation_date": VALUATION_DATE.isoformat(), **parameters},
+        "parameters": {"valuationDate": VALUATION_DATE.isoformat(), **parameters},
     }
 
 
@@ -201,11 +204,13 @@ async def test_county_job_values_every_parcel_at_the_noise_level(
     assert 0.04 < summary["mape"] < 0.10, summary
     assert 0.8 < summary["r2"] <= 1, summary
 
-    coefficients = result["model"]["coefficients"]
+    model = result["model"]
+    assert model["df"] == model["n"] - model["k"] and 0.8 < model["r2"] <= 1, model
+    coefficients = {c["name"]: c for c in model["coefficients"]}
     for name, (truth, tolerance) in COEFFICIENT_TOLERANCE.items():
         fitted = coefficients[name]
         error = abs(fitted["estimate"] - truth)
-        assert error <= 4 * fitted["se"] and error <= tolerance, (name, fitted, truth)
+        assert error <= 4 * fitted["standardError"] and error <= tolerance, (name, fitted, truth)
 
 
 # -- (c) and (d): single parcels -------------------------------------------------------------
@@ -220,7 +225,7 @@ async def test_single_parcel_values_match_the_truth_and_the_county_job(
     county_job, *parcel_jobs = await run_valuations(
         app_server,
         worker,
-        [county_input(), *(parcel_input(i, method="hedonic") for i in ids)],
+        [county_input(), *(parcel_input(i, method="HEDONIC") for i in ids)],
     )
     completed(county_job)
     county_values = {
@@ -331,8 +336,8 @@ def expected_adjustment(
     """exp(eta_subject(valuation date) - eta_sale(sale date)) from the reported coefficients:
     characteristics, building age at each date, months of market trend, class and
     neighbourhood effects (a reference level has none)."""
-    beta = {name: c["estimate"] for name, c in model["coefficients"].items()}
-    medians = model["imputation"]
+    beta = {c["name"]: c["estimate"] for c in model["coefficients"]}
+    medians = {i["attribute"]: i["value"] for i in model["imputed"]}
 
     def eta(record: Mapping[str, Any], date: dt.date) -> float:
         values = filled(record, medians)
@@ -360,7 +365,7 @@ async def test_comparables_are_the_nearest_sales(
     (house,) = await unsold_houses(engine, 1)
     (subject,) = await rows(engine, PARCEL_SQL, c=COUNTY, ids=[house["parcel_id"]])
     (job,) = await run_valuations(
-        app_server, worker, [parcel_input(subject["parcel_id"], method="comparables", k=k)]
+        app_server, worker, [parcel_input(subject["parcel_id"], method="COMPARABLES", k=k)]
     )
     result = completed(job)
     assert result["method"] == "comparables"
@@ -378,8 +383,9 @@ async def test_comparables_are_the_nearest_sales(
         adjustment = expected_adjustment(result["model"], subject, sale, VALUATION_DATE)
         assert comparable["adjustedPrice"] == pytest.approx(sale["sale_price"] * adjustment)
     # The medians the job imputed with are the sales' own, as documented.
+    imputed = {i["attribute"]: i["value"] for i in result["model"]["imputed"]}
     for name in NUMERIC:
-        assert result["model"]["imputation"][name] == pytest.approx(
+        assert imputed[name] == pytest.approx(
             statistics.median(s[name] for s in sales if known(name, s[name]))
         )
 
@@ -431,7 +437,7 @@ async def test_comparables_after_the_last_sales_fail_with_a_reason(
             {
                 "countyId": county,
                 "propertyId": parcel["id"],
-                "parameters": {"method": "comparables", "valuation_date": "2030-01-01"},
+                "parameters": {"method": "COMPARABLES", "valuationDate": "2030-01-01"},
             }
         ],
     )
@@ -452,7 +458,7 @@ async def test_parcels_without_a_characteristic_fail_with_a_reason(
     (job,) = await run_valuations(
         app_server,
         worker,
-        [{"countyId": county, "parameters": {"valuation_date": VALUATION_DATE.isoformat()}}],
+        [{"countyId": county, "parameters": {"valuationDate": VALUATION_DATE.isoformat()}}],
     )
     assert job["status"] == "FAILED", job
     assert job["error"]["code"] == "MISSING_CHARACTERISTICS", job["error"]

@@ -33,9 +33,9 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -961,3 +961,50 @@ def group_statistics(
         )
         for name, idx in zip(unique, np.split(order, bounds), strict=True)
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Results as jobs store them
+# ---------------------------------------------------------------------------------------------
+
+_STANDARD_OF = {
+    "level": ("level", "median_ratio"),
+    "cod": ("uniformity", "cod"),
+    "prd": ("vertical_equity", "prd"),
+    "prb": ("vertical_equity", "prb"),
+}
+
+
+def standard_checks(
+    stats: RatioStatistics, property_class_hint: str | None = None
+) -> list[dict[str, Any]]:
+    """Each IAAO standard the sample was judged by: which statistic, its value, the accepted
+    closed range and the verdict (the same ranges `ratio_statistics` used)."""
+    bounds = {
+        "level": LEVEL_RANGE,
+        "cod": cod_range(property_class_hint),
+        "prd": PRD_RANGE,
+        "prb": PRB_RANGE,
+    }
+    checks = []
+    for key, passes in stats.standards.items():
+        standard, statistic = _STANDARD_OF[key]
+        lower, upper = bounds[key]
+        checks.append(
+            {
+                "standard": standard,
+                "statistic": statistic,
+                "value": getattr(stats, statistic),
+                "lower": lower,
+                "upper": upper,
+                "passes": passes,
+            }
+        )
+    return checks
+
+
+def statistics_json(
+    stats: RatioStatistics, property_class_hint: str | None = None
+) -> dict[str, Any]:
+    """A sample's statistics as a job result stores them, its standards spelled out."""
+    return {**asdict(stats), "standards": standard_checks(stats, property_class_hint)}

@@ -38,6 +38,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
+from jobs.params import graphql_name
+
 DEFAULT_MAX_VERTICES = 10_000
 ROOT_FIELD = "areaOfInterest"
 ALLOWED_TYPES = ("bbox", "Polygon", "MultiPolygon", "Feature")
@@ -321,3 +323,51 @@ def _describe(value: object) -> str:
         text = repr(value)
         return text if len(text) <= 40 else f"{text[:37]}..."
     return type(value).__name__
+
+
+BBOX_FIELDS = ("min_lon", "min_lat", "max_lon", "max_lat")
+"""The typed `BoundingBox` input's fields, in the order of an RFC 7946 bbox."""
+
+
+def require_polygonal(value: object, field: str) -> Mapping[str, Any]:
+    """A GeoJSON Polygon or MultiPolygon object (the `GeoJSON` scalar), fully validated."""
+    obj = _object(value, field)
+    if obj.get("type") not in FEATURE_GEOMETRY_TYPES:
+        raise AreaOfInterestError(
+            f"{field}.type",
+            f"must be {' or '.join(FEATURE_GEOMETRY_TYPES)}, got {_describe(obj.get('type'))}",
+        )
+    parse_area_of_interest(obj, field=field)
+    return obj
+
+
+def stored_area(typed: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The typed `AreaOfInterest` input (`bbox` or `geometry`, as a plain dict) validated and
+    in the form the job row keeps: an RFC 7946 bbox as ``{"type": "bbox", ...}`` or the
+    geometry object. Errors name the typed input's path (``areaOfInterest.bbox.minLat``)."""
+    if typed is None:
+        return None
+    if "bbox" in typed:
+        field = f"{ROOT_FIELD}.bbox"
+        stored = {"type": "bbox", "coordinates": [typed["bbox"][k] for k in BBOX_FIELDS]}
+        try:
+            parse_area_of_interest(stored, field=field)
+        except AreaOfInterestError as exc:
+            index = exc.field.removeprefix(f"{field}.coordinates")
+            where = field
+            if index.startswith("["):
+                where = f"{field}.{graphql_name(BBOX_FIELDS[int(index[1])])}"
+            raise AreaOfInterestError(where, exc.reason) from None
+        return stored
+    return dict(require_polygonal(typed["geometry"], f"{ROOT_FIELD}.geometry"))
+
+
+def typed_area(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A stored area in the shape of the typed `AreaOfInterest` (for the job's output)."""
+    if stored is None:
+        return None
+    if str(stored.get("type", "")).lower() == "bbox":
+        return {"bbox": dict(zip(BBOX_FIELDS, stored["coordinates"], strict=True))}
+    if str(stored.get("type", "")).lower() == "feature":
+        return {"geometry": stored["geometry"]}
+    return {"geometry": dict(stored)}

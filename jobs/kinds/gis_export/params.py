@@ -10,5 +10,14 @@ LAYERS = ("parcels", "assessments", "sales")
 
 
 class GisExportParams(Params):
-    tax_year: int | None = Field(default=None, ge=1800, le=2200)
-    batch_size: int = Field(default=2000, ge=100, le=50_000)
+    """What to join onto each parcel, and how many parcels to write per batch."""
+
+    tax_year: int | None = Field(
+        default=None,
+        ge=1800,
+        le=2200,
+        description="assessment year of the assessments layer (default: the latest)",
+    )
+    batch_size: int = Field(
+        default=2000, ge=100, le=50_000, description="parcels read and written per batch"
+    )

@@ -11,7 +11,7 @@ from app.config import Settings
 from jobs.context import RunContext
 from jobs.county_data import require_county, require_tax_year
 from jobs.kinds.gis_export import export
-from jobs.kinds.gis_export.area import AreaOfInterestError, parse_area_of_interest
+from jobs.kinds.gis_export.area import AreaOfInterestError, stored_area
 from jobs.kinds.gis_export.params import LAYERS, GisExportParams
 from jobs.kinds.gis_export.table import GisExportJobRow
 from jobs.kinds.gis_export.writers import EXPORT_FORMATS
@@ -25,11 +25,12 @@ async def validate(
     export_format = choice("exportFormat", raw["export_format"], EXPORT_FORMATS)
     layers = list(raw.get("layers") or [])
     if not layers:
-        raise BadInput("layers", f"must name at least one layer; allowed: {', '.join(LAYERS)}")
+        allowed = ", ".join(layer.upper() for layer in LAYERS)
+        raise BadInput("layers", f"must name at least one layer; allowed: {allowed}")
     layers = [choice(f"layers[{i}]", layer, LAYERS) for i, layer in enumerate(layers)]
     layers = list(dict.fromkeys(layers))
     try:
-        parse_area_of_interest(raw.get("area_of_interest"))
+        area = stored_area(raw.get("area_of_interest"))
     except AreaOfInterestError as exc:
         raise BadInput(exc.field, exc.reason) from None
     params = parse_params(
@@ -38,13 +39,13 @@ async def validate(
     county_id = raw["county_id"]
     await require_county(session, county_id)
     if "assessments" in layers:
-        await require_tax_year(session, county_id, params.tax_year)
+        await require_tax_year(session, county_id, params.tax_year, field="parameters.taxYear")
     return ValidatedInput(
         county_id=county_id,
         parameters=params.model_dump(mode="json"),
         columns={
             "export_format": export_format,
-            "area_of_interest": raw.get("area_of_interest"),
+            "area_of_interest": area,
             "layers": layers,
         },
     )

@@ -13,7 +13,7 @@ from jobs.stats.market import log_linear_trend, trend_points, year_over_year
 
 
 async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
-    sales = await load_selected_sales(ctx, params)
+    sales = await load_selected_sales(ctx, params.sales)
     n = len(sales)
     await ctx.progress("computing trends", processed=0, total=n, percent=45)
     groups = None if params.group_by == "none" else sales.group(params.group_by)

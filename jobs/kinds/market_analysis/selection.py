@@ -10,31 +10,24 @@ from jobs.spec import JobFailure
 ARMS_LENGTH = "arm's-length "
 
 
-async def load_selected_sales(ctx: RunContext, params: SalesSelection) -> SalesColumns:
+async def load_selected_sales(ctx: RunContext, selection: SalesSelection) -> SalesColumns:
     await ctx.progress("loading sales", percent=5)
     async with ctx.sessions() as session:
         sales = await load_sales(
             session,
             ctx.county_id,
-            date_from=params.sale_date_from,
-            date_to=params.sale_date_to,
-            property_class=params.property_class,
-            arms_length_only=params.arms_length_only,
+            date_from=selection.sale_date_from,
+            date_to=selection.sale_date_to,
+            property_class=selection.property_class,
+            zip_codes=selection.zip_codes,
+            neighborhoods=selection.neighborhoods,
+            arms_length_only=selection.arms_length_only,
         )
     if len(sales) == 0:
         raise JobFailure(
             "NO_SALES",
-            f"no {ARMS_LENGTH if params.arms_length_only else ''}sales in {ctx.county_id} "
-            f"match the selection ({describe(params)})",
+            f"no {ARMS_LENGTH if selection.arms_length_only else ''}sales in {ctx.county_id} "
+            f"match the selection ({selection.describe()})",
         )
     await ctx.progress("computing", processed=len(sales), total=len(sales), percent=40)
     return sales
-
-
-def describe(params: SalesSelection) -> str:
-    parts = [
-        f"from {params.sale_date_from}" if params.sale_date_from else "",
-        f"to {params.sale_date_to}" if params.sale_date_to else "",
-        f"class {params.property_class}" if params.property_class else "",
-    ]
-    return ", ".join(p for p in parts if p) or "all dates"

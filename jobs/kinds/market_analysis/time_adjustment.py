@@ -15,7 +15,7 @@ from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
 
 
 async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
-    sales = await load_selected_sales(ctx, params)
+    sales = await load_selected_sales(ctx, params.sales)
     # Without a date asked for, adjust to the latest sale: the market the data can speak for.
     valuation_date = params.valuation_date or sales.sale_date.max().astype(object)
     await ctx.progress("computing factors", processed=0, total=len(sales), percent=45)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import re
 from typing import Any
@@ -23,6 +22,7 @@ from jobs.stats.ratio import (
     group_statistics,
     iqr_trim_mask,
     ratio_statistics,
+    statistics_json,
 )
 
 BATCH = 5000
@@ -62,33 +62,38 @@ def group_batches(labels: npt.NDArray[np.object_], batches: int) -> list[npt.NDA
 
 
 async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
+    selection = params.sales
     await ctx.progress("loading sales", percent=5)
     async with ctx.sessions() as session:
         tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
         window_from, window_to = default_sale_window(tax_year)
-        date_from = params.sale_date_from or window_from
-        date_to = params.sale_date_to or window_to
+        date_from = selection.sale_date_from or window_from
+        date_to = selection.sale_date_to or window_to
         sales = await load_sales(
             session,
             ctx.county_id,
             date_from=date_from,
             date_to=date_to,
-            property_class=params.property_class,
-            arms_length_only=params.arms_length_only,
+            property_class=selection.property_class,
+            zip_codes=selection.zip_codes,
+            neighborhoods=selection.neighborhoods,
+            arms_length_only=selection.arms_length_only,
             tax_year=tax_year,
         )
     n = len(sales)
     if n == 0:
         raise JobFailure(
             "NO_SALES",
-            f"no {ARMS_LENGTH if params.arms_length_only else ''}sales with a {tax_year} "
-            f"assessment between {date_from} and {date_to} in {ctx.county_id}",
+            f"no {ARMS_LENGTH if selection.arms_length_only else ''}sales with a {tax_year} "
+            f"assessment between {date_from} and {date_to} in {ctx.county_id} "
+            f"({selection.describe()})",
         )
     await ctx.progress("computing statistics", processed=0, total=n, percent=20)
+    cod_hint = params.cod_standard or selection.property_class
     options: dict[str, Any] = {
         "trim": params.trim,
         "iqr_factor": params.iqr_factor,
-        "property_class_hint": params.cod_standard or params.property_class,
+        "property_class_hint": cod_hint,
     }
     assessed, price = sales.assessed_value, sales.sale_price
     overall = ratio_statistics(assessed, price, **options)
@@ -138,12 +143,12 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             trim=params.trim,
             iqr_factor=params.iqr_factor,
             group_by=None if params.group_by == "none" else params.group_by,
-            property_class=params.property_class,
-            arms_length_only=params.arms_length_only,
+            property_class=selection.property_class,
+            arms_length_only=selection.arms_length_only,
             generated_at=dt.datetime.now(dt.UTC),
             overall=overall,
             groups=groups,
-            cod_range=cod_range(params.property_class),
+            cod_range=cod_range(cod_hint),
             sale_price=price,
             ratio=ratio,
             trimmed=~kept,
@@ -157,8 +162,8 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             "sale_date_to": date_to.isoformat(),
             "trim": params.trim,
             "group_by": None if params.group_by == "none" else params.group_by,
-            "overall": dataclasses.asdict(overall),
-            "groups": [dataclasses.asdict(g) for g in groups],
+            "overall": statistics_json(overall, cod_hint),
+            "groups": [statistics_json(g, cod_hint) for g in groups],
         },
         "files": [
             ctx.result_file(csv_path, "text/csv", n),

@@ -12,6 +12,7 @@ from jobs.county_data import require_county, require_tax_year
 from jobs.kinds.report import assessment_roll, sales_ratio_study
 from jobs.kinds.report.params import AssessmentRollParams, CodStandard, SalesRatioStudyParams
 from jobs.kinds.report.table import ReportJobRow
+from jobs.params import graphql_name
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.stats.ratio import normalize_property_class
 from jobs.variants import Variant, Variants
@@ -19,15 +20,17 @@ from jobs.variants import Variant, Variants
 
 def _require_cod_standard(params: SalesRatioStudyParams) -> None:
     """Pass/fail needs an IAAO COD range: a class filter the table does not know must say which."""
-    if params.cod_standard is not None or params.property_class is None:
+    property_class = params.sales.property_class
+    if params.cod_standard is not None or property_class is None:
         return
     try:
-        normalize_property_class(params.property_class)
+        normalize_property_class(property_class)
     except ValueError:
+        allowed = ", ".join(value.upper() for value in get_args(CodStandard.__value__))
         raise BadInput(
-            "parameters.cod_standard",
-            f"property class {params.property_class!r} has no IAAO COD range of its own; "
-            f"give one of: {', '.join(get_args(CodStandard))}",
+            "parameters.salesRatioStudy.codStandard",
+            f"property class {property_class!r} has no IAAO COD range of its own; "
+            f"give one of: {allowed}",
         ) from None
 
 
@@ -49,7 +52,12 @@ async def validate(
         _require_cod_standard(params)
     county_id = raw["county_id"]
     await require_county(session, county_id)
-    await require_tax_year(session, county_id, getattr(params, "tax_year", None))
+    await require_tax_year(
+        session,
+        county_id,
+        getattr(params, "tax_year", None),
+        field=f"parameters.{graphql_name(report_type)}.taxYear",
+    )
     return ValidatedInput(
         county_id=county_id,
         parameters=params.model_dump(mode="json"),

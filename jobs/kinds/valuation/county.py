@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 from typing import Any
 
 from sqlalchemy import delete
@@ -13,7 +12,7 @@ from jobs.kinds.valuation.data import fit_model, load_parcels, load_sales
 from jobs.kinds.valuation.params import ValuationParams
 from jobs.kinds.valuation.single_parcel import valuation_date
 from jobs.kinds.valuation.table import ParcelValuation
-from jobs.stats.ratio import ratio_statistics
+from jobs.stats.ratio import ratio_statistics, statistics_json
 from jobs.stats.valuation import evaluate, holdout_split
 
 BATCH = 10_000
@@ -81,7 +80,7 @@ async def run(ctx: RunContext, params: ValuationParams) -> dict[str, Any]:
         "method": "hedonic",
         "valuation_date": as_of.isoformat(),
         "parcels_valued": written,
-        "holdout": dataclasses.asdict(holdout),
+        "holdout": statistics_json(holdout),
         "model": model.summary(),
         "files": [ctx.result_file(path, "text/csv", written)],
         "summary": {
