@@ -86,7 +86,11 @@ async def log_end(sessions: SessionFactory) -> int:
 
 
 async def read_changes(
-    sessions: SessionFactory, after: int, where: ChangeFilter = EVERYTHING, *, limit: int = PAGE
+    sessions: SessionFactory,
+    after: int,
+    where: ChangeFilter = EVERYTHING,
+    *,
+    limit: int | None = None,
 ) -> ChangePage:
     """One page of changes after `after`, as the jobs' current states.
 
@@ -94,11 +98,11 @@ async def read_changes(
     page covers (after, end] exactly. A job that moves again while the page is read is left
     for the page (or the live event) of its newer change, so no state is sent twice.
     """
-
     if not where.kinds:
         return ChangePage([], after, True)
-    end = await log_end(sessions)
+    limit = limit or PAGE
     async with sessions() as session:
+        end = int(await session.scalar(select(func.max(JobChange.seq))) or 0)
         keys = (await session.execute(latest_changes(after, end, where).limit(limit))).all()
         complete = len(keys) < limit
         position = end if complete else keys[-1].seq
