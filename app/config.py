@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="how often expired jobs and their files are deleted"
     )
     retention_days: int = Field(default=30, ge=1, le=3650)
+    event_retention_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="how long the change log keeps changes; a jobsUpdated(after:) cursor "
+        "older than this is CURSOR_EXPIRED",
+    )
     idempotency_window_hours: float = Field(default=24.0, gt=0)
     auth_disabled: bool = Field(
         default=False, description="true: no tokens; every caller is an anonymous admin"

@@ -1,9 +1,16 @@
 """The API process's one Redis pub/sub listener, fanned out to websocket subscribers.
 
 A connection per websocket client would not scale, so each process subscribes once and
-hands every event to the in-memory queues of the subscribers that want it. When the
-listener loses Redis it reconnects by itself and tells every subscriber to resynchronise
-from PostgreSQL, the source of truth, so nothing missed while it was away stays missed.
+hands every event to the in-memory queues of the subscribers that want it.
+
+Redis is the fast path; the change log in PostgreSQL is the truth (jobs.changes). Every
+logged event carries its change number, and the listener delivers them in that order
+without a gap: the next number goes out at once; a number ahead of the next (an event lost
+while Redis was down, published by a process killed before it could, or merely overtaken
+by another process's) makes it read the log from the last number it delivered and
+dispatch what it missed, in order, before going on. After reconnecting to Redis it does
+the same, so a subscriber that stays connected through an outage misses nothing. Progress
+ticks are not in the log; they pass straight through once the change they build on is out.
 """
 
 from __future__ import annotations
@@ -12,21 +19,22 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
 
+from app.db import SessionFactory
+from jobs.change_feed import log_end, pages
 from jobs.lifecycle import is_final
 
 log = logging.getLogger(__name__)
 
 Event = Mapping[str, Any]
-RESYNC: Event = {"resync": True}
-"""Sentinel queued to every subscriber after the listener (re)connects."""
 
 
 class Subscription:
@@ -44,11 +52,11 @@ class Subscription:
         self.dropped = 0
 
     def offer(self, event: Event) -> None:
-        if event is not RESYNC and not self.wants(event):
+        if not self.wants(event):
             return
         if len(self._events) >= self.maxsize:
             for i, queued in enumerate(self._events):
-                if queued is RESYNC or not is_final(queued):
+                if not is_final(queued):
                     del self._events[i]
                     self.dropped += 1
                     break
@@ -68,14 +76,60 @@ class Subscription:
         return await self.get()
 
 
+class FeedPosition:
+    """Where one subscriber's feed stands, so replay and live events meet without a seam.
+
+    `start(horizon)`: logged changes up to `horizon` were covered by a replay (as current
+    states), so their live copies are dropped. Each job's newest version is remembered
+    (for the last `memory` jobs), so a late progress tick never overwrites newer state.
+    Each event goes out with the cursor of the feed so far (never lower than the last one
+    sent), so a client that keeps the last cursor it got resumes exactly after it.
+    """
+
+    def __init__(self, after: int | None, memory: int = 10_000) -> None:
+        self.cursor = after or 0
+        self.horizon = after or 0
+        self.memory = memory
+        self._versions: OrderedDict[str, int] = OrderedDict()
+
+    def start(self, horizon: int) -> None:
+        self.horizon = max(self.horizon, horizon)
+
+    def accept(self, event: Event) -> dict[str, Any] | None:
+        """The event to send, with its feed cursor in `change_seq`; None to skip it."""
+        seq = int(event["change_seq"])
+        if event.get("logged", True) and seq <= self.horizon:
+            return None
+        job = str(event["id"])
+        if event["version"] <= self._versions.get(job, 0):
+            return None
+        self._versions[job] = event["version"]
+        self._versions.move_to_end(job)
+        if len(self._versions) > self.memory:
+            self._versions.popitem(last=False)
+        self.cursor = max(self.cursor, seq)
+        return {**event, "change_seq": self.cursor}
+
+
 class EventBus:
-    def __init__(self, redis: Redis, channel: str, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        sessions: SessionFactory,
+        *,
+        queue_size: int = 1000,
+    ) -> None:
         self.redis = redis
         self.channel = channel
+        self.sessions = sessions
         self.queue_size = queue_size
         self._subscribers: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.position: int | None = None
+        """The last change number dispatched; None until known."""
+        self.catch_ups = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="event-bus")
@@ -104,14 +158,64 @@ class EventBus:
         for sub in list(self._subscribers):
             sub.offer(event)
 
+    # -- ordering -------------------------------------------------------------------------
+
+    async def receive(self, event: Event) -> None:
+        """One event from Redis: dispatch it in change order, catching up on a gap first."""
+        seq = event.get("change_seq")
+        if not isinstance(seq, int):
+            log.warning("dropping an event without a change number on %s", self.channel)
+            return
+        logged = bool(event.get("logged", True))
+        if self.position is None:
+            # The log was unreachable when the listener started: begin with this event.
+            self.position = seq - 1 if logged else seq
+        if seq > self.position + (1 if logged else 0):
+            await self.catch_up()
+        if not logged:
+            self.dispatch(event)
+        elif seq == self.position + 1:
+            self.dispatch(event)
+            self.position = seq
+
+    async def catch_up(self) -> None:
+        """Dispatch every change after `position` from the log, in order, retrying until
+        PostgreSQL answers (no change can commit while it does not)."""
+        delay = 0.1
+        while True:
+            try:
+                await self._read_log()
+                return
+            except (DBAPIError, OSError) as exc:
+                log.warning("event listener cannot read the change log (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _read_log(self) -> None:
+        if self.position is None:
+            self.position = await log_end(self.sessions)
+            return
+        self.catch_ups += 1
+        async for page in pages(self.sessions, self.position):
+            for snap in page.snapshots:
+                self.dispatch({**snap, "logged": True})
+            self.position = page.position
+
+    # -- the Redis side ---------------------------------------------------------------------
+
     async def _listen(self) -> None:
         delay = 0.1
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                # Subscribed first, then read: a change is either in the log read now or
+                # its event arrives on the subscription.
                 if self.connected.is_set():
-                    self.dispatch(RESYNC)
+                    await self.catch_up()
+                else:
+                    with contextlib.suppress(DBAPIError, OSError):
+                        self.position = await log_end(self.sessions)
                 self.connected.set()
                 delay = 0.1
                 while True:
@@ -123,7 +227,7 @@ class EventBus:
                     except (TypeError, ValueError):
                         log.warning("dropping malformed event on %s", self.channel)
                         continue
-                    self.dispatch(event)
+                    await self.receive(event)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("event listener lost Redis (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -259,11 +259,12 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url or "")
         redis: ArqRedis = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
-        bus = EventBus(redis, settings.events_channel)
+        sessions = create_session_factory(engine)
+        bus = EventBus(redis, settings.events_channel, sessions)
         await bus.start()
         app.state.settings = settings
         app.state.engine = engine
-        app.state.sessions = create_session_factory(engine)
+        app.state.sessions = sessions
         app.state.redis = redis
         app.state.bus = bus
         app.state.metrics = Metrics(CollectorRegistry(), metric_kinds())

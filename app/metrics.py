@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -27,6 +27,16 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, kinds: Iterable[tuple[str, str, str]]) -> None:
         """`kinds` holds (kind name, metric prefix, type label) for each job kind."""
         self.registry = registry
+        self.change_log_rows = Gauge(
+            "job_change_log_rows",
+            "changes the job change log holds (set by the workers' maintenance when it prunes)",
+            registry=registry,
+        )
+        self.change_log_oldest_seconds = Gauge(
+            "job_change_log_oldest_change_age_seconds",
+            "age of the oldest change the log holds; stays under EVENT_RETENTION_HOURS",
+            registry=registry,
+        )
         self._by_kind: dict[str, KindMetrics] = {}
         for kind, prefix, type_label in kinds:
             human = prefix.replace("_", " ")

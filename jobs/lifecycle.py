@@ -5,12 +5,14 @@ Every transition is a compare-and-set UPDATE (`WHERE status IN :expected`), so a
 at-least-once delivery can never move a finished job back, and a cancelled job stays
 cancelled. A run holds a claim (`run_token`): a worker that lost it (cancelled, or declared
 lost and re-run elsewhere) can no longer write progress or a result. Every change bumps
-`version` and is published to Redis after its commit; PostgreSQL stays the source of truth,
-so a publish that fails is logged, not fatal.
+`version`; every state change (not a progress tick) also writes its change-log row in the
+same statement (jobs.changes). Both are published to Redis after the commit; the log stays
+the truth, so a publish that fails is logged, not fatal: listeners catch up from the log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -21,13 +23,14 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, func, literal_column, or_, update
+from sqlalchemy import ColumnElement, func, insert, literal_column, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.db import SessionFactory
 from app.metrics import Metrics
 from jobs.access import Caller
+from jobs.changes import next_change_seq, with_change_log
 from jobs.idempotency import IdempotencyKey, find_key, request_hash
 from jobs.input_limits import check_input_sizes
 from jobs.registry import KINDS
@@ -40,6 +43,8 @@ RUN_JOB = "run_job"
 MAX_PRIORITY = 9
 PRIORITY_STEP = dt.timedelta(days=1)
 """arq runs the queue in score order; each priority level moves a job this far ahead."""
+PUBLISH_TIMEOUT_SECONDS = 2.0
+"""A Redis that hangs must not hold up the transition that already committed."""
 
 
 class JobNotFound(LookupError):
@@ -74,6 +79,7 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "priority": row.priority,
         "attempts": row.attempts,
         "version": row.version,
+        "change_seq": row.change_seq,
         "progress": {
             "percent": row.progress_percent,
             "step": row.progress_step,
@@ -223,18 +229,24 @@ class Lifecycle:
                         return snapshot(KINDS[JobKind(existing.kind)], row), False
                     await session.delete(existing)
                     await session.flush()
-            row = spec.model(
-                county_id=valid.county_id,
-                owner=caller.name,
-                parameters_json=valid.parameters,
-                priority=controls.priority,
-                scheduled_for=controls.scheduled_for,
-                retention_days=controls.retention_days,
-                message=None if controls.due() else f"scheduled for {controls.scheduled_for}",
-                **valid.columns,
+            model = spec.model
+            new = insert(model).values(
+                {
+                    model.id: uuid.uuid4(),
+                    model.county_id: valid.county_id,
+                    model.owner: caller.name,
+                    model.parameters_json: valid.parameters,
+                    model.priority: controls.priority,
+                    model.scheduled_for: controls.scheduled_for,
+                    model.retention_days: controls.retention_days,
+                    model.message: None
+                    if controls.due()
+                    else f"scheduled for {controls.scheduled_for}",
+                    model.change_seq: next_change_seq(),
+                    **{getattr(model, name): value for name, value in valid.columns.items()},
+                }
             )
-            session.add(row)
-            await session.flush()
+            row = (await session.execute(with_change_log(spec, new))).scalar_one()
             if key is not None:
                 session.add(
                     IdempotencyKey(
@@ -246,7 +258,6 @@ class Lifecycle:
                     )
                 )
                 await session.flush()
-            await session.refresh(row)
             return snapshot(spec, row), True
 
     async def enqueue(self, kind: JobKind, job_id: uuid.UUID, priority: int) -> bool:
@@ -300,27 +311,33 @@ class Lifecycle:
         expected: Collection[JobStatus],
         *,
         where: Iterable[ColumnElement[bool]] = (),
+        logged: bool = True,
         **values: Any,
     ) -> dict[str, Any] | None:
         """Compare-and-set: apply `values` only while the status is one of `expected`.
 
         `where` adds conditions (the run's claim, a stale heartbeat). Returns the new
         snapshot, already published, or None when the job was not in an expected state
-        (someone else moved it first).
+        (someone else moved it first). A `logged` change takes the next change number and
+        writes its change-log row in the same statement.
         """
         model = spec.model
         stmt = (
             update(model)
             .where(model.id == job_id, model.status.in_([s.value for s in expected]), *where)
             .values(version=model.version + 1, updated_at=func.now(), **values)
-            .returning(model)
-            .execution_options(synchronize_session=False)
         )
+        if logged:
+            query = with_change_log(spec, stmt.values(change_seq=next_change_seq()))
+        else:
+            query = stmt.returning(model)  # type: ignore[assignment]
         async with self.sessions.begin() as session:
-            row = (await session.execute(stmt)).scalar_one_or_none()
+            row = (
+                await session.execute(query.execution_options(synchronize_session=False))
+            ).scalar_one_or_none()
             snap = snapshot(spec, row) if row is not None else None
         if snap is not None:
-            await self.publish(snap)
+            await self.publish(snap, logged=logged)
         return snap
 
     # -- the worker's side: a run holds a claim --------------------------------------------
@@ -372,11 +389,20 @@ class Lifecycle:
         total: int | None,
         percent: float,
     ) -> dict[str, Any] | None:
+        """A progress tick: published, but not a change-log entry.
+
+        The log holds state changes; a job's progress is a latest value, not history. A
+        client that resumes gets each changed job's current state, progress included, and
+        ticks arrive every few hundred milliseconds while a job runs, so logging each one
+        would multiply the log's writes (and their turns on its lock) for nothing a
+        dashboard needs.
+        """
         return await self.transition(
             spec,
             job_id,
             [JobStatus.RUNNING],
             where=[spec.model.run_token == token],
+            logged=False,
             progress_step=step,
             progress_processed=processed,
             progress_total=total,
@@ -525,9 +551,15 @@ class Lifecycle:
 
     # -- events ----------------------------------------------------------------------------
 
-    async def publish(self, snap: Mapping[str, Any]) -> None:
+    async def publish(self, snap: Mapping[str, Any], *, logged: bool = True) -> None:
+        """Tell the API processes, fast; `logged` says the event has its change-log row.
+
+        Never raises: the change is committed, and a listener that misses the event finds
+        it in the log (app.events).
+        """
+        event = json.dumps({**snap, "logged": logged}, default=str)
         try:
-            await self.redis.publish(self.settings.events_channel, json.dumps(snap, default=str))
-        except (RedisError, OSError) as exc:
-            # Subscribers resynchronise from PostgreSQL when the bus reconnects.
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await self.redis.publish(self.settings.events_channel, event)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning("event for job %s not published: %s", snap.get("id"), exc)

@@ -2,7 +2,8 @@
 
 The page is a keyset over (order column, id): a cursor names the last row seen and the
 order it was seen in, so a cursor of one order is refused for another rather than
-silently skipping or repeating jobs.
+silently skipping or repeating jobs. For a client that polls, `changedAfter` lists the
+jobs changed since a change cursor instead, in change order (from the change log).
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, select, tuple_, union_all
 
+from app.config import Settings
 from app.db import SessionFactory
 from jobs.access import ADMIN, Caller, Forbidden
+from jobs.change_feed import ChangeFilter, latest_changes, log_end
+from jobs.changes import check_cursor
+from jobs.changes import decode_cursor as decode_change_cursor
+from jobs.changes import encode_cursor as encode_change_cursor
 from jobs.lifecycle import snapshot
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind
@@ -56,6 +62,8 @@ class JobPage:
     cursors: list[str]
     has_next_page: bool
     total_count: int
+    end_cursor: str | None = None
+    """Where the next page starts; by default the last edge's cursor."""
 
 
 def encode_cursor(order: JobOrder, at: dt.datetime, job_id: uuid.UUID) -> str:
@@ -98,6 +106,8 @@ async def list_jobs(
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
     owner: str | None = None,
+    changed_after: str | None = None,
+    settings: Settings | None = None,
 ) -> JobPage:
     """The caller's jobs (everyone's for admin) of the kinds it may read.
 
@@ -106,6 +116,8 @@ async def list_jobs(
     token's jobs: admins only, since anyone else sees only its own jobs anyway (asking
     for someone else's is FORBIDDEN rather than a silently empty page).
     `created_after` is inclusive and `created_before` exclusive, so windows tile.
+    With `changed_after` (a change cursor) the page lists the jobs changed since, in change
+    order; `after` is then a change cursor too.
     """
     if not 1 <= first <= MAX_PAGE:
         raise BadInput("first", f"must be between 1 and {MAX_PAGE}")
@@ -117,13 +129,31 @@ async def list_jobs(
         raise Forbidden(ADMIN)
     created_after = _aware(created_after, "createdAfter")
     created_before = _aware(created_before, "createdBefore")
-    position = decode_cursor(after, order) if after is not None else None
     if kind is not None:
         caller.require(kind, "read")
     readable = caller.readable_kinds()
     if not readable:
         raise Forbidden("<kind>:read for at least one kind")
     specs = [KINDS[kind]] if kind else [KINDS[k] for k in readable]
+    if changed_after is not None:
+        if order != NEWEST_FIRST:
+            raise BadInput("orderBy", "with changedAfter jobs come in change order; leave it out")
+        return await _changed_jobs(
+            sessions,
+            ChangeFilter(
+                kinds=[spec.kind for spec in specs],
+                owner=owner if caller.is_admin else caller.name,
+                county_id=county_id,
+                status=status,
+                created_after=created_after,
+                created_before=created_before,
+            ),
+            decode_change_cursor(changed_after, "changedAfter"),
+            None if after is None else decode_change_cursor(after, "after"),
+            first,
+            settings.event_retention_hours if settings else 72.0,
+        )
+    position = decode_cursor(after, order) if after is not None else None
     parts = []
     for spec in specs:
         model = spec.model
@@ -170,4 +200,51 @@ async def list_jobs(
         cursors=[encode_cursor(order, k.at, k.id) for k in keys],
         has_next_page=has_next,
         total_count=total,
+    )
+
+
+async def _changed_jobs(
+    sessions: SessionFactory,
+    where: ChangeFilter,
+    changed_after: int,
+    after: int | None,
+    first: int,
+    retention_hours: float,
+) -> JobPage:
+    """Jobs whose latest change is after the cursor, oldest change first.
+
+    Each edge's cursor is its job's change cursor. A job that changes again while the page
+    is read is left for the next poll (where its newer change belongs). The last page ends
+    at the log's end as read, so a client polling a quiet filter still moves forward.
+    """
+    await check_cursor(sessions, changed_after, retention_hours)
+    start = max(changed_after, after or 0)
+    end = await log_end(sessions)
+    changed = latest_changes(start, end, where).subquery()
+    async with sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(changed)) or 0
+        keys = (
+            await session.execute(select(changed).order_by(changed.c.seq).limit(first + 1))
+        ).all()
+        has_next = len(keys) > first
+        keys = keys[:first]
+        rows: dict[uuid.UUID, dict[str, Any]] = {}
+        for kind in {JobKind(k.kind) for k in keys}:
+            spec = KINDS[kind]
+            ids = [k.job_id for k in keys if k.kind == kind.value]
+            for row in await session.scalars(select(spec.model).where(spec.model.id.in_(ids))):
+                if row.change_seq <= end:
+                    rows[row.id] = snapshot(spec, row)
+    found = [rows[k.job_id] for k in keys if k.job_id in rows]
+    cursors = [encode_change_cursor(snap["change_seq"]) for snap in found]
+    if has_next:
+        end_cursor = encode_change_cursor(keys[-1].seq)
+    else:
+        end_cursor = encode_change_cursor(max(end, start))
+    return JobPage(
+        snapshots=found,
+        cursors=cursors,
+        has_next_page=has_next,
+        total_count=total,
+        end_cursor=end_cursor,
     )

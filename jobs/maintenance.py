@@ -4,7 +4,8 @@
   fails WORKER_LOST once it has used its attempts, within `stale_after` plus one tick;
 - dispatch: a PENDING job that is due but not in the queue (scheduled for now, or queued in a
   Redis that restarted empty) is enqueued; arq refuses duplicates, so this is idempotent;
-- sweep: finished jobs past their expiry go, with their files, and publish nothing.
+- sweep: finished jobs past their expiry go, with their files, and publish nothing; the
+  change log drops what is older than EVENT_RETENTION_HOURS, and its size goes to /metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from sqlalchemy import delete, func, or_, select
 
+from jobs.changes import log_size, prune
 from jobs.idempotency import forget_expired
 from jobs.lifecycle import Lifecycle
 from jobs.registry import KINDS
@@ -34,6 +36,7 @@ class Tally:
     lost: int = 0
     dispatched: int = 0
     swept: int = 0
+    pruned: int = 0
 
 
 async def reap_lost(lifecycle: Lifecycle, tally: Tally) -> None:
@@ -119,6 +122,11 @@ async def sweep_expired(lifecycle: Lifecycle, tally: Tally) -> None:
         tally.swept += len(gone)
     async with lifecycle.sessions.begin() as session:
         await forget_expired(session, window)
+    retention = dt.timedelta(hours=lifecycle.settings.event_retention_hours)
+    tally.pruned += await prune(lifecycle.sessions, retention)
+    size = await log_size(lifecycle.sessions)
+    lifecycle.metrics.change_log_rows.set(size.rows)
+    lifecycle.metrics.change_log_oldest_seconds.set(size.oldest_age_seconds)
 
 
 async def maintain(lifecycle: Lifecycle, *, sweep: bool) -> Tally:
@@ -127,6 +135,6 @@ async def maintain(lifecycle: Lifecycle, *, sweep: bool) -> Tally:
     await dispatch_due(lifecycle, tally)
     if sweep:
         await sweep_expired(lifecycle, tally)
-    if tally.requeued or tally.lost or tally.dispatched or tally.swept:
+    if tally.requeued or tally.lost or tally.dispatched or tally.swept or tally.pruned:
         log.info("maintenance: %s", tally)
     return tally

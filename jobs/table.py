@@ -11,7 +11,7 @@ import enum
 import uuid
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, Uuid, func, text
+from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, Uuid, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -51,6 +51,9 @@ class JobMixin:
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     version: Mapped[int] = mapped_column(
         Integer, server_default=text("1"), doc="bumped on every change; orders events"
+    )
+    change_seq: Mapped[int] = mapped_column(
+        BigInteger, doc="the change-log entry (jobs.changes) that produced this state"
     )
     progress_percent: Mapped[float] = mapped_column(Float, server_default=text("0"))
     progress_step: Mapped[str | None] = mapped_column(String(64))

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from app.limits import TooManySubscriptions
 from jobs.access import Forbidden, Unauthenticated
+from jobs.changes import CursorExpired
 from jobs.lifecycle import InvalidJobState, JobNotFound
 from jobs.spec import BadInput
 
@@ -32,5 +33,7 @@ def client_errors() -> Iterator[None]:
         raise user_error(str(exc), "UNAUTHENTICATED") from None
     except Forbidden as exc:
         raise user_error(str(exc), "FORBIDDEN", permission=exc.needed) from None
+    except CursorExpired as exc:
+        raise user_error(str(exc), "CURSOR_EXPIRED") from None
     except TooManySubscriptions as exc:
         raise user_error(str(exc), "TOO_MANY_SUBSCRIPTIONS") from None

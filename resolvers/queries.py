@@ -119,6 +119,14 @@ class Query:
                 "only its own jobs: another name is FORBIDDEN)"
             ),
         ] = None,
+        changed_after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="a changeCursor: list the jobs changed since, oldest change "
+                "first, instead of orderBy order; poll again with pageInfo.endCursor. Older "
+                "than the change log keeps: CURSOR_EXPIRED."
+            ),
+        ] = None,
     ) -> JobConnection:
         with client_errors():
             page = await list_jobs(
@@ -133,6 +141,8 @@ class Query:
                 created_after=created_after,
                 created_before=created_before,
                 owner=owner,
+                changed_after=changed_after,
+                settings=info.context.settings,
             )
         edges = [
             JobEdge(cursor=cursor, node=job_from_snapshot(snap))
@@ -141,7 +151,8 @@ class Query:
         return JobConnection(
             edges=edges,
             page_info=PageInfo(
-                has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if edges else None
+                has_next_page=page.has_next_page,
+                end_cursor=page.end_cursor or (page.cursors[-1] if edges else None),
             ),
             total_count=page.total_count,
         )

@@ -1,7 +1,10 @@
 """Subscriptions: the current row first, then every change, from the process's event bus.
 
 A caller sees only the jobs it may see (`Caller.sees`), and holds at most the per-token
-quota of subscriptions at once.
+quota of subscriptions at once. `jobsUpdated(after:)` first replays, from the change log,
+the current state of every matching job changed after the cursor, then goes live; the
+bus is subscribed before the replay is read and `FeedPosition` drops what the replay
+already covered, so nothing falls between the two and nothing comes twice.
 """
 
 from collections.abc import AsyncGenerator
@@ -9,6 +12,9 @@ from typing import Any
 
 import strawberry
 
+from app.events import FeedPosition
+from jobs.change_feed import ChangeFilter, pages
+from jobs.changes import check_cursor, decode_cursor
 from jobs.lifecycle import is_final, parse_job_id
 from jobs.spec import JobKind
 from jobs.table import JobStatus
@@ -21,51 +27,63 @@ from schema.job_types import job_from_snapshot
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="The job's current state, then each change; completes after a final status."
+        description="The job's current state, then each change; completes after a final "
+        "status. The current state comes first whatever `after` says, so a resuming client "
+        "needs no replay; `after` is checked, for clients that resume every feed alike."
     )
-    async def job_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Job, None]:
+    async def job_updated(
+        self, info: Info, id: strawberry.ID, after: str | None = None
+    ) -> AsyncGenerator[Job, None]:
         context = info.context
         with client_errors():
             caller = await context.current_caller()
             job_id = parse_job_id(id)
+            if after is not None:
+                decode_cursor(after, "after")
             context.quota.acquire(caller.name)
         key = str(job_id)
         lifecycle = context.lifecycle
+        feed = FeedPosition(None)
         try:
             # Subscribe before reading the row, so no change between the two is lost.
             with context.bus.subscribe(lambda event: event.get("id") == key) as events:
                 snap = await lifecycle.get(job_id, caller=caller)
                 if snap is None:
                     raise user_error(f"no job with id {key}", "NOT_FOUND")
-                version = snap["version"]
-                yield job_from_snapshot(snap)
+                current = feed.accept(snap)
+                assert current is not None
+                yield job_from_snapshot(current)
                 while not is_final(snap):
-                    event = await events.get()
-                    if event.get("resync"):
-                        fresh = await lifecycle.get(job_id, caller=caller)
-                        if fresh is None:
-                            return
-                        event = fresh
-                    if event["version"] <= version:
-                        continue
-                    snap, version = dict(event), event["version"]
-                    yield job_from_snapshot(snap)
+                    update = feed.accept(await events.get())
+                    if update is not None:
+                        snap = update
+                        yield job_from_snapshot(snap)
         finally:
             context.quota.release(caller.name)
 
-    @strawberry.subscription(description="Every change to jobs matching the filters.")
+    @strawberry.subscription(
+        description="Every change to jobs matching the filters. With `after` (a "
+        "changeCursor), first the current state of each matching job changed since, in "
+        "cursor order, then live: a client that resumes with the last cursor it got "
+        "misses nothing and gets nothing twice. A cursor older than the change log keeps "
+        "is refused with CURSOR_EXPIRED: list the jobs again."
+    )
     async def jobs_updated(
         self,
         info: Info,
         kind: JobKind | None = None,
         county_id: str | None = None,
         status: JobStatus | None = None,
+        after: str | None = None,
     ) -> AsyncGenerator[Job, None]:
         context = info.context
         with client_errors():
             caller = await context.current_caller()
             if kind is not None:
                 caller.require(kind, "read")
+            start = None if after is None else decode_cursor(after, "after")
+            if start is not None:
+                await check_cursor(context.sessions, start, context.settings.event_retention_hours)
             context.quota.acquire(caller.name)
 
         def wants(event: dict[str, Any]) -> bool:
@@ -76,15 +94,25 @@ class Subscription:
                 and (status is None or event.get("status") == status.value)
             )
 
-        latest: dict[str, int] = {}
+        feed = FeedPosition(start)
         try:
             with context.bus.subscribe(wants) as events:  # type: ignore[arg-type]
+                if start is not None:
+                    where = ChangeFilter(
+                        kinds=[kind] if kind else caller.readable_kinds(),
+                        owner=None if caller.is_admin else caller.name,
+                        county_id=county_id,
+                        status=status,
+                    )
+                    async for page in pages(context.sessions, start, where):
+                        for snap in page.snapshots:
+                            replayed = feed.accept(snap) if wants(snap) else None
+                            if replayed is not None:
+                                yield job_from_snapshot(replayed)
+                        feed.start(page.position)
                 async for event in events:
-                    if event.get("resync"):
-                        continue
-                    if event["version"] <= latest.get(event["id"], 0):
-                        continue
-                    latest[event["id"]] = event["version"]
-                    yield job_from_snapshot(dict(event))
+                    live = feed.accept(event)
+                    if live is not None:
+                        yield job_from_snapshot(live)
         finally:
             context.quota.release(caller.name)

@@ -9,6 +9,7 @@ from typing import Any, Self
 import strawberry
 from strawberry.scalars import JSON
 
+from jobs.changes import encode_cursor
 from jobs.spec import JobKind
 from jobs.table import JobStatus
 from schema.convert import build, build_object
@@ -62,6 +63,11 @@ class Job(Node):
         description="Increases with every change; a client can drop events older than it has."
     )
     error: JobError | None
+    change_cursor: str = strawberry.field(
+        description="Where this state stands in the change log (opaque; ordered across all "
+        "jobs, also as strings): jobsUpdated(after:) and jobs(changedAfter:) continue after "
+        "it, missing no later change."
+    )
     scheduled_for: dt.datetime | None = strawberry.field(
         description="the job does not start before this time"
     )
@@ -76,7 +82,12 @@ class Job(Node):
     @classmethod
     def from_snapshot(cls, snap: dict[str, Any]) -> Self:
         """Fill the shared fields from the snapshot, and the kind's own from `fields`/`result`."""
-        values = {**snap["fields"], **snap, "result": snap["result"]}
+        values = {
+            **snap["fields"],
+            **snap,
+            "result": snap["result"],
+            "change_cursor": encode_cursor(snap["change_seq"]),
+        }
         values.pop("fields")
         values["parameters"] = cls.parameters_by_variant(snap)
         obj = build_object(cls, values)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,12 +31,14 @@ from starlette.applications import Starlette
 
 from app.config import Settings
 from app.db import create_engine
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
+from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Base
 from jobs.worker import run_worker
 from tests.builders import load_small_county
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -222,3 +227,80 @@ async def worker(settings: Settings) -> AsyncIterator[WorkerControl]:
     control = WorkerControl(settings)
     yield control
     await control.stop()
+
+
+class Workers:
+    """`terrafusion worker` processes sharing the test's database, Redis and queue."""
+
+    def __init__(self, settings: Settings, data_dir: Path) -> None:
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": settings.redis_url or "",
+            "QUEUE_NAME": settings.queue_name,
+            "EVENTS_CHANNEL": settings.events_channel,
+            "RESULTS_DIR": str(settings.resolved_results_dir),
+            "STALE_AFTER_SECONDS": "2",
+            "HEARTBEAT_INTERVAL_SECONDS": "0.3",
+            "MAINTENANCE_INTERVAL_SECONDS": "1",
+            "PROGRESS_MIN_INTERVAL_SECONDS": "0",
+            "RETRY_BACKOFF_SECONDS": "0.2",
+            "MAX_ATTEMPTS": "4",
+        }
+        self.data_dir = data_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "worker",
+                "--data-dir",
+                str(self.data_dir),
+                "--metrics-port",
+                "0",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "own-redis", port=free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_settings(settings: Settings, own_redis: EmbeddedRedis) -> Settings:
+    return settings.model_copy(update={"redis_url": own_redis.url})
+
+
+@pytest.fixture
+async def fault_app(fault_settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
+    async with serve_app(fault_settings) as running:
+        yield running
+
+
+@pytest.fixture
+def workers(fault_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(fault_settings, tmp_path)
+    yield pool
+    pool.stop_all()

@@ -8,107 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.demo_data import load_demo_county
-from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.migrate import upgrade
-from tests.conftest import RunningApp, serve_app
+from tests.conftest import RunningApp, Workers, serve_app
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
 
-ROOT = Path(__file__).resolve().parents[1]
 JOB_TABLES = ("report_jobs", "market_analysis_jobs", "gis_export_jobs", "valuation_jobs")
 FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
-
-
-class Workers:
-    """`terrafusion worker` processes sharing the test's database, Redis and queue."""
-
-    def __init__(self, settings: Settings, data_dir: Path) -> None:
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": settings.database_url or "",
-            "REDIS_URL": settings.redis_url or "",
-            "QUEUE_NAME": settings.queue_name,
-            "EVENTS_CHANNEL": settings.events_channel,
-            "RESULTS_DIR": str(settings.resolved_results_dir),
-            "STALE_AFTER_SECONDS": "2",
-            "HEARTBEAT_INTERVAL_SECONDS": "0.3",
-            "MAINTENANCE_INTERVAL_SECONDS": "1",
-            "PROGRESS_MIN_INTERVAL_SECONDS": "0",
-            "RETRY_BACKOFF_SECONDS": "0.2",
-            "MAX_ATTEMPTS": "4",
-        }
-        self.data_dir = data_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "worker",
-                "--data-dir",
-                str(self.data_dir),
-                "--metrics-port",
-                "0",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "own-redis", port=free_port()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def fault_settings(settings: Settings, own_redis: EmbeddedRedis) -> Settings:
-    return settings.model_copy(update={"redis_url": own_redis.url})
-
-
-@pytest.fixture
-async def fault_app(fault_settings: Settings, engine: AsyncEngine) -> AsyncIterator[RunningApp]:
-    async with serve_app(fault_settings) as running:
-        yield running
-
-
-@pytest.fixture
-def workers(fault_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(fault_settings, tmp_path)
-    yield pool
-    pool.stop_all()
 
 
 async def rows(engine: AsyncEngine) -> list[dict[str, Any]]:

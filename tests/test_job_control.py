@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.demo_data import load_demo_county
-from app.events import RESYNC, Subscription
+from app.events import Subscription
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
@@ -208,11 +208,9 @@ def test_a_slow_subscriber_keeps_final_events_and_stays_bounded() -> None:
     for version in range(1, 1000):
         sub.offer({"id": "j", "version": version, "status": "RUNNING"})
     sub.offer({"id": "j", "version": 1000, "status": "COMPLETED"})
-    sub.offer(RESYNC)
     queued = list(sub._events)
     assert len(queued) == 10
-    assert {"id": "j", "version": 1000, "status": "COMPLETED"} in queued
-    assert queued[-1] is RESYNC
-    versions = [e["version"] for e in queued if e is not RESYNC]
-    assert versions == sorted(versions) and versions[0] > 900
-    assert sub.dropped == 991
+    assert queued[-1] == {"id": "j", "version": 1000, "status": "COMPLETED"}
+    versions = [e["version"] for e in queued]
+    assert versions == sorted(versions) and versions[0] > 990
+    assert sub.dropped == 990

@@ -17,7 +17,7 @@ from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import LEGACY_WS, TRANSPORT_WS, gql_data, subscribe
 
 JOB_FIELDS = """
-  id kind status version message attempts countyId
+  id kind status version changeCursor message attempts countyId
   progress { percent step processed total }
   error { code message }
 """

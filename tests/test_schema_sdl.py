@@ -17,7 +17,11 @@ def test_contract_names_are_in_the_sdl() -> None:
         "type MarketAnalysisJob implements Job",
         "type GisExportJob implements Job",
         "type ValuationJob implements Job",
-        "jobUpdated(id: ID!): Job!",
+        "jobUpdated(id: ID!, after: String = null): Job!",
+        "jobsUpdated(kind: JobKind = null, countyId: String = null, status: JobStatus = null, "
+        "after: String = null): Job!",
+        "changeCursor: String!",
+        "changedAfter: String = null",
         "runReport(input: RunReportInput!): ReportJob!",
         "cancelJob(id: ID!): Job!",
         "retryJob(id: ID!): Job!",

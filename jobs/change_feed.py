@@ -1,0 +1,129 @@
+"""Reading the change log: pages of current job states after a cursor.
+
+Both the API's event listener (catching up after a gap or a lost Redis) and a resuming
+client (`jobsUpdated(after:)`, `jobs(changedAfter:)`) read here, so they agree on what
+"every change after n" means.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, union_all
+
+from app.db import SessionFactory
+from jobs.changes import JobChange
+from jobs.lifecycle import snapshot
+from jobs.registry import KINDS
+from jobs.spec import JobKind
+from jobs.table import JobStatus
+
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """Which changes a reader wants, applied in SQL; `owner` None means everyone's."""
+
+    kinds: Collection[JobKind]
+    owner: str | None = None
+    county_id: str | None = None
+    status: JobStatus | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+EVERYTHING = ChangeFilter(kinds=tuple(KINDS))
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    snapshots: list[dict[str, Any]]
+    """Current states of the jobs whose latest change is in the page, in change order."""
+    position: int
+    """Every wanted change up to here is in this page or an earlier one."""
+    complete: bool
+    """The page reached the end of the log: `position` is the log's end when it was read."""
+
+
+def latest_changes(after: int, until: int, where: ChangeFilter) -> Select[Any]:
+    """(seq, job id, kind) of each wanted job whose latest change is in (after, until].
+
+    Joining on the job row's `change_seq` keeps one row per job, its latest, whose status
+    is the job's current one, so the status filter can run here too.
+    """
+    parts = []
+    for kind in where.kinds:
+        model = KINDS[kind].model
+        query = (
+            select(JobChange.seq, JobChange.job_id, JobChange.kind)
+            .join(model, and_(model.id == JobChange.job_id, model.change_seq == JobChange.seq))
+            .where(JobChange.seq > after, JobChange.seq <= until, JobChange.kind == kind.value)
+        )
+        if where.owner is not None:
+            query = query.where(JobChange.owner == where.owner)
+        if where.county_id is not None:
+            query = query.where(JobChange.county_id == where.county_id)
+        if where.status is not None:
+            query = query.where(JobChange.status == where.status.value)
+        if where.created_after is not None:
+            query = query.where(model.created_at >= where.created_after)
+        if where.created_before is not None:
+            query = query.where(model.created_at < where.created_before)
+        parts.append(query)
+    keys = union_all(*parts).subquery()
+    return select(keys.c.seq, keys.c.job_id, keys.c.kind).order_by(keys.c.seq)
+
+
+async def log_end(sessions: SessionFactory) -> int:
+    """The newest change number (0 for an empty log)."""
+    async with sessions() as session:
+        return int(await session.scalar(select(func.max(JobChange.seq))) or 0)
+
+
+async def read_changes(
+    sessions: SessionFactory,
+    after: int,
+    where: ChangeFilter = EVERYTHING,
+    *,
+    limit: int | None = None,
+) -> ChangePage:
+    """One page of changes after `after`, as the jobs' current states.
+
+    The log's end is read first; by the writers' lock everything up to it is final, so the
+    page covers (after, end] exactly. A job that moves again while the page is read is left
+    for the page (or the live event) of its newer change, so no state is sent twice.
+    """
+    if not where.kinds:
+        return ChangePage([], after, True)
+    limit = limit or PAGE
+    async with sessions() as session:
+        end = int(await session.scalar(select(func.max(JobChange.seq))) or 0)
+        keys = (await session.execute(latest_changes(after, end, where).limit(limit))).all()
+        complete = len(keys) < limit
+        position = end if complete else keys[-1].seq
+        rows: dict[uuid.UUID, dict[str, Any]] = {}
+        for kind in {JobKind(k.kind) for k in keys}:
+            spec = KINDS[kind]
+            ids = [k.job_id for k in keys if k.kind == kind.value]
+            for row in await session.scalars(select(spec.model).where(spec.model.id.in_(ids))):
+                if row.change_seq <= position:
+                    rows[row.id] = snapshot(spec, row)
+    ordered = [rows[k.job_id] for k in keys if k.job_id in rows]
+    return ChangePage(ordered, max(position, after), complete)
+
+
+async def pages(
+    sessions: SessionFactory, after: int, where: ChangeFilter = EVERYTHING
+) -> AsyncIterator[ChangePage]:
+    """Every page after `after`, up to the log's end as it is when the last one is read."""
+    while True:
+        page = await read_changes(sessions, after, where)
+        yield page
+        if page.complete:
+            return
+        after = page.position
