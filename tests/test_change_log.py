@@ -25,7 +25,7 @@ from tests.conftest import RunningApp, WorkerControl, serve_app
 from tests.graphql_client import bearer, gql, gql_data, subscribe
 from tests.test_job_flow import mutation
 
-ROLL = {"reportType": "assessment_roll", "countyId": "TESTCO"}
+ROLL = {"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO"}
 FEED = """subscription($after: String) {
   jobsUpdated(after: $after) { id status version changeCursor }
 }"""

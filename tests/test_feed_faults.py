@@ -40,10 +40,10 @@ from tests.test_job_flow import mutation
 from tests.test_subscriptions import wait_for_subscribers
 
 INPUTS = [
-    ("runReport", {"reportType": "assessment_roll", "countyId": "TESTCO"}),
-    ("runReport", {"reportType": "sales_ratio_study", "countyId": "TESTCO"}),
-    ("runMarketAnalysis", {"analysisType": "price_trend", "countyId": "TESTCO"}),
-    ("runGisExport", {"exportFormat": "CSV", "countyId": "TESTCO", "layers": ["parcels"]}),
+    ("runReport", {"reportType": "ASSESSMENT_ROLL", "countyId": "TESTCO"}),
+    ("runReport", {"reportType": "SALES_RATIO_STUDY", "countyId": "TESTCO"}),
+    ("runMarketAnalysis", {"analysisType": "PRICE_TREND", "countyId": "TESTCO"}),
+    ("runGisExport", {"exportFormat": "CSV", "countyId": "TESTCO", "layers": ["PARCELS"]}),
 ]
 
 
