@@ -111,6 +111,9 @@ def test_the_wheel_holds_migrations_assets_and_sdl_and_no_alembic_package(
     assert "schema/schema.graphql" in names
     assert "app/static/graphiql/graphiql.min.js" in names
     assert not any(name.startswith("alembic/") for name in names), "would shadow the library"
+    for package in ("app", "schema", "resolvers", "jobs"):
+        for module in (ROOT / package).rglob("*.py"):
+            assert module.relative_to(ROOT).as_posix() in names, f"{module} is not in the wheel"
     where = installed.run(installed.python, "-c", "import app, alembic; print(app.__file__)")
     assert where.returncode == 0, where.stderr
     assert where.stdout.strip().startswith(str(installed.venv)), "imported the checkout"
