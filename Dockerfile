@@ -1,12 +1,15 @@
 FROM python:3.11-slim
-WORKDIR /srv
-COPY pyproject.toml README.md alembic.ini ./
+# A normal (non-editable) install, pinned by the lock: the image runs the package, not the
+# source tree, exactly as `pip install .` on any machine would.
+WORKDIR /build
+COPY pyproject.toml setup.py README.md requirements.lock ./
 COPY app app
 COPY schema schema
 COPY resolvers resolvers
 COPY jobs jobs
 COPY alembic alembic
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -c requirements.lock . && rm -rf /build
+WORKDIR /srv
 ENV DATA_DIR=/data
 VOLUME /data
 EXPOSE 8000

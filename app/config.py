@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -86,6 +87,22 @@ class Settings(BaseSettings):
     ws_auth_recheck_seconds: float = Field(
         default=10.0, gt=0, description="how often an open websocket's token is checked again"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one line for people; json: one object per line"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG also shows routine maintenance and arq's per-run lines"
+    )
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def origins(self) -> list[str]:

@@ -53,6 +53,7 @@ from app.importer import (
     copy_upsert,
     location_columns,
 )
+from app.wording import counted
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -283,8 +284,8 @@ class DemoLoadReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.parcels.rows:,} parcels, {self.sales.rows:,} sales, "
-            f"{self.assessments.rows:,} assessments"
+            f"{counted(self.parcels.rows, 'parcel')}, {counted(self.sales.rows, 'sale')}, "
+            f"{counted(self.assessments.rows, 'assessment')}"
         )
 
 

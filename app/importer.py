@@ -41,6 +41,7 @@ from sqlalchemy import String, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import Assessment, Parcel, Sale
+from app.wording import counted
 
 Kind = Literal["parcels", "sales", "assessments"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -49,6 +50,8 @@ ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(rows_done, total)`` after each batch is copied; see `import_file`."""
 
 DEFAULT_BATCH_SIZE = 50_000
+UNKNOWN_PARCELS_SHOWN = 5
+"""Rows of unknown parcels named one by one in `UnknownParcelsError` (all are counted)."""
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -85,6 +88,44 @@ class DataFileError(ValueError):
         super().__init__(f"{source}:{where}: {column}: {problem}")
 
 
+class UnknownParcelsError(DataFileError):
+    """Sales or assessments of parcels the county does not have.
+
+    Such a row can never join a parcel, so no study would use it, and it usually means the
+    wrong file or the wrong county. ``str()`` names the first few rows, one
+    ``FILE:LINE: parcel_id: 'X' is not a parcel of county C`` line each, then how many there
+    are in all; ``rows`` holds those (where, parcel_id) pairs and ``count`` the total.
+    """
+
+    def __init__(
+        self, source: str, county_id: str, rows: list[tuple[str, str]], count: int
+    ) -> None:
+        where, parcel_id = rows[0]
+        super().__init__(source, where, "parcel_id", _not_a_parcel(parcel_id, county_id))
+        self.county_id = county_id
+        self.rows = rows
+        self.count = count
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.source}:{where}: parcel_id: {_not_a_parcel(parcel_id, self.county_id)}"
+            for where, parcel_id in self.rows
+        ]
+        hidden = self.count - len(self.rows)
+        lines.append(
+            f"{self.source}: {counted(self.count, 'row')} in all name parcels that county "
+            f"{self.county_id} does not have"
+            + (f" ({hidden:,} more not shown)" if hidden else "")
+            + "; load the county's parcels first, or load these rows anyway with "
+            "--allow-unknown-parcels"
+        )
+        return "\n".join(lines)
+
+
+def _not_a_parcel(parcel_id: str, county_id: str) -> str:
+    return f"{_shown(parcel_id)} is not a parcel of county {county_id}"
+
+
 @dataclass(frozen=True)
 class ImportReport:
     """What one load did.
@@ -92,6 +133,8 @@ class ImportReport:
     ``inserted`` are new natural keys, ``updated`` existing keys whose values changed, and
     ``unchanged`` existing keys whose row was already identical (those are not rewritten, so
     re-importing the same roll leaves no dead tuples behind). The three add up to ``rows``.
+    ``unknown_parcels`` counts rows (of sales or assessments) whose parcel the county does not
+    have, loaded only because the caller allowed them.
     """
 
     kind: Kind
@@ -100,10 +143,11 @@ class ImportReport:
     inserted: int
     updated: int
     unchanged: int
+    unknown_parcels: int = 0
 
     def __str__(self) -> str:
         return (
-            f"{self.kind}: {self.rows:,} rows ({self.inserted:,} inserted, "
+            f"{self.kind}: {counted(self.rows, 'row')} ({self.inserted:,} inserted, "
             f"{self.updated:,} updated, {self.unchanged:,} unchanged)"
         )
 
@@ -240,8 +284,13 @@ async def import_file(
     *,
     progress: ProgressCallback | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    allow_unknown_parcels: bool = False,
 ) -> ImportReport:
     """Load one county data file, all or nothing, upserting on the natural key.
+
+    Sales and assessments must be of parcels the county already has: a file with rows of
+    other parcels is refused (`UnknownParcelsError`) unless ``allow_unknown_parcels``, which
+    loads them and counts them in the report.
 
     ``progress(rows_done, total)`` is called after each batch is copied. ``total`` is the
     number of data lines counted up front with a cheap binary scan (for GeoJSON: the number of
@@ -273,6 +322,7 @@ async def import_file(
                 describe=source.describe,
                 progress=progress,
                 total=source.total,
+                allow_unknown_parcels=allow_unknown_parcels,
             )
     finally:
         source.close()
@@ -319,6 +369,7 @@ async def copy_upsert(
     describe: Callable[[int], str] = str,
     progress: ProgressCallback | None = None,
     total: int | None = None,
+    allow_unknown_parcels: bool = False,
 ) -> ImportReport:
     """COPY batches into a temp table and upsert them into the kind's table.
 
@@ -326,6 +377,8 @@ async def copy_upsert(
     not commit: the caller decides what is all-or-nothing (one file; or a whole demo county).
     ``columns`` are the table columns the batches carry; the natural key is always carried.
     ``source`` and ``describe(position)`` name rows in a duplicate-key error.
+    Sales and assessments of parcels the county lacks raise `UnknownParcelsError` unless
+    ``allow_unknown_parcels`` (parcels already written in this transaction count as known).
     """
     table = _TABLES[kind]
     loaded = [name for name, _ in table.columns if name in columns or name in table.key]
@@ -364,6 +417,11 @@ async def copy_upsert(
 
     await _check_duplicates(conn, tmp, table, source, describe)
     await conn.execute(text(f"ANALYZE {tmp}"))
+    unknown = 0
+    if kind != "parcels":
+        unknown = await _check_parcels(
+            conn, tmp, county_id, source, describe, refuse=not allow_unknown_parcels
+        )
     key_match = " AND ".join(f"t.{name} = s.{name}" for name in table.key)
     matched = await conn.scalar(
         text(
@@ -386,6 +444,7 @@ async def copy_upsert(
         inserted=inserted,
         updated=updated,
         unchanged=rows - inserted - updated,
+        unknown_parcels=unknown,
     )
 
 
@@ -443,6 +502,40 @@ async def _check_duplicates(
         ",".join(table.key),
         f"duplicate key ({shown}), same as {source}:{describe(first_line)}",
     )
+
+
+async def _check_parcels(
+    conn: AsyncConnection,
+    tmp: str,
+    county_id: str,
+    source: str,
+    describe: Callable[[int], str],
+    *,
+    refuse: bool,
+) -> int:
+    """Count the loaded rows whose parcel the county does not have; refuse them if asked.
+
+    One anti-join on the parcels' natural-key index; the window count comes with the first
+    few rows, so naming them and counting them all is a single query.
+    """
+    found = (
+        await conn.execute(
+            text(
+                f"SELECT s.line, s.parcel_id, count(*) OVER () FROM {tmp} s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {Parcel.__tablename__} p "
+                "  WHERE p.county_id = :county AND p.parcel_id = s.parcel_id) "
+                "ORDER BY s.line LIMIT :shown"
+            ),
+            {"county": county_id, "shown": UNKNOWN_PARCELS_SHOWN},
+        )
+    ).all()
+    if not found:
+        return 0
+    count = int(found[0][2])
+    if refuse:
+        rows = [(describe(line), parcel_id) for line, parcel_id, _ in found]
+        raise UnknownParcelsError(source, county_id, rows, count)
+    return count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1159,6 +1252,7 @@ __all__ = [
     "Kind",
     "ProgressCallback",
     "RowBatch",
+    "UnknownParcelsError",
     "check_county_id",
     "copy_upsert",
     "import_file",

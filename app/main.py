@@ -117,7 +117,10 @@ class GraphQLApp(GraphQL[Context, None]):
         assert isinstance(ws, WebSocket)
         await asyncio.sleep(self.settings.ws_init_timeout_seconds)
         if not context.initialised and _open(ws):
-            await _close(ws, 4408, "connection initialisation timeout")
+            # graphql-transport-ws sockets Strawberry closes itself at the same moment: a
+            # second close here made its own fail and log a traceback for each one.
+            if getattr(ws.state, "subprotocol", None) == GRAPHQL_WS_PROTOCOL:
+                await _close(ws, 4408, "connection initialisation timeout")
             return
         if self.settings.auth_disabled:
             return

@@ -135,6 +135,14 @@ async def maintain(lifecycle: Lifecycle, *, sweep: bool) -> Tally:
     await dispatch_due(lifecycle, tally)
     if sweep:
         await sweep_expired(lifecycle, tally)
-    if tally.requeued or tally.lost or tally.dispatched or tally.swept or tally.pruned:
-        log.info("maintenance: %s", tally)
+    # Routine work (due jobs enqueued, expired ones swept, the log pruned) is DEBUG;
+    # lost workers are news.
+    if tally.requeued or tally.lost:
+        log.warning(
+            "maintenance: jobs whose worker stopped responding: %d queued again, %d failed "
+            "WORKER_LOST",
+            tally.requeued,
+            tally.lost,
+        )
+    log.debug("maintenance: %s", tally)
     return tally

@@ -63,6 +63,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["lifecycle"] = Lifecycle(create_session_factory(engine), ctx["redis"], settings, metrics)
     ctx["last_sweep"] = 0.0
+    log.info(
+        "worker ready: queue %s, up to %d jobs at once",
+        settings.queue_name,
+        settings.worker_max_jobs,
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -135,7 +140,15 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
     snap = await lifecycle.start(spec, claim.job_id, claim.token)
     if snap is None:
         # Not PENDING and due: cancelled, scheduled later, or a duplicate delivery.
+        log.debug("job %s (%s) not started: no longer pending and due", job_id, kind)
         return "skipped"
+    log.info(
+        "job %s (%s, county %s) started, attempt %d",
+        job_id,
+        kind,
+        snap["county_id"],
+        snap["attempts"],
+    )
     metrics = lifecycle.metrics.kind(spec.kind.value)
     labels = (snap["county_id"], snap["fields"].get(spec.type_label) or "")
     run = RunContext(
@@ -158,11 +171,14 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
         message = f"the job ran longer than {settings.job_timeout_seconds} s and was stopped"
         await lifecycle.fail(spec, claim.job_id, "TIMEOUT", message, token=claim.token)
         metrics.failed.labels(*labels, "TIMEOUT").inc()
+        log.warning("job %s (%s) failed: TIMEOUT: %s", job_id, kind, message)
         return "failed"
     except (JobCancelled, asyncio.CancelledError):
         _remove_files(run)
         if claim.claim_lost:
+            log.info("job %s (%s) stopped: cancelled, or running elsewhere now", job_id, kind)
             return "cancelled"
+        log.info("job %s (%s) handed back: the worker is stopping", job_id, kind)
         # The worker itself is stopping: hand the job back so the next worker starts it
         # at once, instead of waiting for the reaper to notice a silent heartbeat.
         with contextlib.suppress(Exception):
@@ -180,13 +196,14 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
         _remove_files(run)
         await lifecycle.fail(spec, claim.job_id, code, str(exc), token=claim.token)
         metrics.failed.labels(*labels, code).inc()
+        log.info("job %s (%s) failed: %s: %s", job_id, kind, code, exc)
         return "failed"
     except Exception as exc:
         _remove_files(run)
         if is_transient(exc):
             return await _retry_later(lifecycle, spec, claim, snap["attempts"], exc, labels)
         reference = uuid.uuid4().hex[:12]
-        log.exception("job %s (%s) crashed; reference %s", job_id, kind, reference)
+        log.exception("job %s (%s) failed: INTERNAL_ERROR, reference %s", job_id, kind, reference)
         await lifecycle.fail(
             spec,
             claim.job_id,
@@ -203,9 +220,12 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
     done = await lifecycle.complete(spec, claim.job_id, claim.token, result)
     if done is None:
         _remove_files(run)
+        log.info("job %s (%s) stopped: cancelled as it finished", job_id, kind)
         return "cancelled"
+    elapsed = time.monotonic() - started
     metrics.completed.labels(*labels).inc()
-    metrics.duration.labels(*labels).observe(time.monotonic() - started)
+    metrics.duration.labels(*labels).observe(elapsed)
+    log.info("job %s (%s) completed in %.1f s", job_id, kind, elapsed)
     return "completed"
 
 
@@ -221,6 +241,13 @@ async def _retry_later(
     settings = lifecycle.settings
     reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     if attempts >= settings.max_attempts:
+        log.warning(
+            "job %s (%s) failed: TRANSIENT_ERROR after %d attempts: %s",
+            claim.job_id,
+            spec.kind.value,
+            attempts,
+            reason,
+        )
         await lifecycle.fail(
             spec,
             claim.job_id,

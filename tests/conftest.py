@@ -92,6 +92,15 @@ def database_url(postgres_server: str) -> Iterator[str]:
     asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def empty_database(database_url: str) -> Iterator[str]:
+    """A database with no tables at all, for tests of migrating from nothing."""
+    name = f"tf_migrate_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(database_url, f'CREATE DATABASE "{name}"'))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def redis_url(data_dir: Path) -> Iterator[str]:
     url = os.environ.get("TEST_REDIS_URL")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.importer import DataFileError, import_file
+from app.importer import DataFileError, UnknownParcelsError, import_file
 from app.models import Assessment, Parcel, Sale
 
 COUNTY = "TEST01"
@@ -47,6 +50,15 @@ async def parcels_by_id(engine: AsyncEngine) -> dict[str, Any]:
     async with engine.connect() as conn:
         result = await conn.execute(select(Parcel.__table__))
         return {row.parcel_id: row for row in result}
+
+
+@pytest.fixture
+async def parcels(engine: AsyncEngine, tmp_path: Path) -> None:
+    """Parcels P0..P9 in COUNTY and in counties A and B, for files of their sales."""
+    rows = "".join(f"P{i},-122.4,47.2\n" for i in range(10))
+    path = write(tmp_path, "known-parcels.csv", "parcel_id,lon,lat\n" + rows)
+    for county in (COUNTY, "A", "B"):
+        await import_file(engine, "parcels", path, county)
 
 
 SALES_CSV = """
@@ -173,7 +185,9 @@ async def test_geojson_errors_name_the_feature(engine: AsyncEngine, tmp_path: Pa
     assert await table_rows(engine, Parcel) == []
 
 
-async def test_import_sales_values_and_booleans(engine: AsyncEngine, tmp_path: Path):
+async def test_import_sales_values_and_booleans(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
     path = write(tmp_path, "sales.csv", SALES_CSV)
     report = await import_file(engine, "sales", path, COUNTY)
 
@@ -197,7 +211,9 @@ async def test_import_sales_values_and_booleans(engine: AsyncEngine, tmp_path: P
     ]
 
 
-async def test_sales_without_arms_length_column_default_true(engine: AsyncEngine, tmp_path: Path):
+async def test_sales_without_arms_length_column_default_true(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
     path = write(tmp_path, "sales.csv", "parcel_id,sale_price,sale_date\nP1,1000,2020-02-29\n")
     await import_file(engine, "sales", path, COUNTY)
     async with engine.connect() as conn:
@@ -205,7 +221,7 @@ async def test_sales_without_arms_length_column_default_true(engine: AsyncEngine
     assert tuple(row) == (dt.date(2020, 2, 29), True)
 
 
-async def test_import_assessments(engine: AsyncEngine, tmp_path: Path):
+async def test_import_assessments(engine: AsyncEngine, tmp_path: Path, parcels: None) -> None:
     path = write(
         tmp_path,
         "assessments.csv",
@@ -238,7 +254,9 @@ async def test_import_assessments(engine: AsyncEngine, tmp_path: Path):
     ]
 
 
-async def test_reimport_upserts_changed_rows(engine: AsyncEngine, tmp_path: Path):
+async def test_reimport_upserts_changed_rows(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
     first = write(
         tmp_path,
         "a.csv",
@@ -294,7 +312,7 @@ async def test_file_without_a_column_leaves_it_alone(engine: AsyncEngine, tmp_pa
     assert (row.address, row.year_built) == ("1 Main St", 1960)
 
 
-async def test_counties_are_separate(engine: AsyncEngine, tmp_path: Path):
+async def test_counties_are_separate(engine: AsyncEngine, tmp_path: Path, parcels: None) -> None:
     path = write(tmp_path, "sales.csv", SALES_CSV)
     await import_file(engine, "sales", path, "A")
     report = await import_file(engine, "sales", path, "B")
@@ -307,7 +325,9 @@ async def test_counties_are_separate(engine: AsyncEngine, tmp_path: Path):
     assert counts == {"A": 7, "B": 7}
 
 
-async def test_bad_date_on_line_7_writes_nothing(engine: AsyncEngine, tmp_path: Path):
+async def test_bad_date_on_line_7_writes_nothing(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
     await import_file(engine, "sales", write(tmp_path, "good.csv", SALES_CSV), COUNTY)
     before = await table_rows(engine, Sale)
     bad = write(
@@ -478,7 +498,9 @@ async def test_duplicate_parcel_even_when_identical(engine: AsyncEngine, tmp_pat
     assert caught.value.problem == f"duplicate key (P1), same as {path}:2"
 
 
-async def test_error_in_second_batch_rolls_back_the_first(engine: AsyncEngine, tmp_path: Path):
+async def test_error_in_second_batch_rolls_back_the_first(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
     await import_file(engine, "sales", write(tmp_path, "good.csv", SALES_CSV), COUNTY)
     before = await table_rows(engine, Sale)
     lines = ["parcel_id,sale_date,sale_price", "P1,2021-03-04,1"]  # would change P1's price
@@ -502,7 +524,9 @@ async def test_error_in_second_batch_rolls_back_the_first(engine: AsyncEngine, t
     assert await table_rows(engine, Sale) == before
 
 
-async def test_progress_counts_rows_against_lines(engine: AsyncEngine, tmp_path: Path):
+async def test_progress_counts_rows_against_lines(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
     lines = ["parcel_id,tax_year,assessed_value"] + [f"P{i},2024,{i}" for i in range(7)]
     path = write(tmp_path, "a.csv", "\n".join(lines) + "\n\n")  # a trailing blank line
     seen: list[tuple[int, int | None]] = []
@@ -596,3 +620,89 @@ async def test_json_is_only_for_parcels(engine: AsyncEngine, tmp_path: Path):
     with pytest.raises(DataFileError) as caught:
         await import_file(engine, "sales", path, COUNTY)
     assert caught.value.problem == "sales must be CSV, not JSON"
+
+
+UNKNOWN_SALES = "parcel_id,sale_date,sale_price\nP1,2021-01-01,1000\n" + "".join(
+    f"X{i},2021-01-{i + 1:02d},{1000 + i}\n" for i in range(7)
+)
+
+
+async def test_sales_of_parcels_the_county_lacks_are_refused_with_their_lines(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
+    path = write(tmp_path, "sales.csv", UNKNOWN_SALES)
+
+    with pytest.raises(UnknownParcelsError) as caught:
+        await import_file(engine, "sales", path, COUNTY)
+
+    error = caught.value
+    assert (error.where, error.column, error.count) == ("3", "parcel_id", 7)
+    lines = str(error).splitlines()
+    assert lines[:5] == [
+        f"{path}:{i + 3}: parcel_id: 'X{i}' is not a parcel of county {COUNTY}" for i in range(5)
+    ]
+    assert lines[5].startswith(f"{path}: 7 rows in all name parcels that county {COUNTY} does")
+    assert "2 more not shown" in lines[5]
+    assert await table_rows(engine, Sale) == []
+
+
+async def test_a_parcel_of_another_county_is_unknown_here(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
+    path = write(tmp_path, "a.csv", "parcel_id,tax_year,assessed_value\nP1,2024,1\n")
+
+    with pytest.raises(UnknownParcelsError) as caught:
+        await import_file(engine, "assessments", path, "OTHER")
+
+    assert str(caught.value).splitlines()[0] == (
+        f"{path}:2: parcel_id: 'P1' is not a parcel of county OTHER"
+    )
+    assert await table_rows(engine, Assessment) == []
+
+
+async def test_unknown_parcels_load_when_allowed_and_are_counted(
+    engine: AsyncEngine, tmp_path: Path, parcels: None
+) -> None:
+    path = write(tmp_path, "sales.csv", UNKNOWN_SALES)
+
+    report = await import_file(engine, "sales", path, COUNTY, allow_unknown_parcels=True)
+
+    assert (report.rows, report.inserted, report.unknown_parcels) == (8, 8, 7)
+    assert len(await table_rows(engine, Sale)) == 8
+
+
+def _cli(database_url: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *map(str, args)],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_cli_refuses_unknown_parcels_and_counts_rows_in_words(
+    engine: AsyncEngine, tmp_path: Path, parcels: None, database_url: str
+) -> None:
+    unknown = write(tmp_path, "one.csv", "parcel_id,sale_date,sale_price\nX9,2021-01-01,1\n")
+    known = write(tmp_path, "known.csv", "parcel_id,sale_date,sale_price\nP1,2021-01-01,1\n")
+
+    refused = _cli(database_url, "import", "sales", unknown, "--county", COUNTY)
+    assert refused.returncode == 1
+    assert f"{unknown}:2: parcel_id: 'X9' is not a parcel of county {COUNTY}" in refused.stderr
+    assert "nothing was written" in refused.stderr
+    assert f"{unknown}: 1 row in all name parcels" in refused.stderr
+
+    loaded = _cli(database_url, "import", "sales", known, "--county", COUNTY)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == f"sales: 1 row loaded into county {COUNTY}"
+
+    allowed = _cli(
+        database_url, "import", "sales", unknown, "--county", COUNTY, "--allow-unknown-parcels"
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.strip() == (
+        f"sales: 1 row loaded into county {COUNTY} (1 row for parcels not in the county, "
+        "loaded as --allow-unknown-parcels asked)"
+    )
+    assert len(await table_rows(engine, Sale)) == 2

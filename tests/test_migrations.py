@@ -6,27 +6,15 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from sqlalchemy.engine import make_url
 
 from app.migrate import check, upgrade
 from app.models import Base
-from tests.conftest import _admin
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def empty_database(database_url: str) -> Iterator[str]:
-    name = f"tf_migrate_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(database_url, f'CREATE DATABASE "{name}"'))
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _tables(url: str) -> set[str]:
