@@ -178,6 +178,14 @@ GRAPHIQL_ASSETS = {
 STATIC_DIR = Path(__file__).with_name("static")
 
 
+DASHBOARD = STATIC_DIR / "dashboard" / "index.html"
+
+
+async def dashboard(request: Request) -> Response:
+    """The jobs dashboard (app/static/dashboard): a page of the public GraphQL API only."""
+    return FileResponse(DASHBOARD, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
 def _open(ws: WebSocket) -> bool:
     return WebSocketState.DISCONNECTED not in (ws.client_state, ws.application_state)
 
@@ -279,6 +287,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql = GraphQLApp(settings)
     return Starlette(
         routes=[
+            Route("/", dashboard),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/metrics", metrics),
