@@ -110,6 +110,7 @@ async def test_dashboard_is_served_with_its_scripts(app_server: RunningApp) -> N
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/static/dashboard/main.js">' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert client_js.status_code == 200
     assert "javascript" in client_js.headers["content-type"]
     assert "function createClient" in client_js.text
@@ -237,6 +238,48 @@ async def test_unknown_county_is_shown_next_to_its_field_and_nothing_is_created(
     assert "#/new/runReport" in page.url
     listed = await api(auth_server, token, "{ jobs { totalCount } }")
     assert listed["jobs"]["totalCount"] == 0
+    assert console.errors == []
+
+
+async def test_list_pages_filters_and_cancels_by_keyboard_and_counties_show_their_data(
+    page: Page, console: ConsoleLog, auth_server: RunningApp, county: str, token: str
+) -> None:
+    ids = []
+    for _ in range(27):
+        created = await api(
+            auth_server,
+            token,
+            "mutation($c: String!) { runValuation(input: {countyId: $c}) { id } }",
+            c=county,
+        )
+        ids.append(created["runValuation"]["id"])
+    await signed_in(page, auth_server, token)
+    await page.get_by_text("25 of 27 jobs shown").wait_for()
+    assert await page.locator("tr[data-job]").count() == 25
+    await page.get_by_role("button", name="Load more").click()
+    await page.get_by_text("27 of 27 jobs shown").wait_for()
+    assert await page.locator("tr[data-job]").count() == 27
+
+    await page.get_by_label("Search").fill(ids[0][:8])
+    assert await page.locator("tr[data-job]").count() == 1
+    cancel = page.get_by_role("button", name=f"Cancel job {ids[0]}")
+    await cancel.focus()
+    await page.keyboard.press("Enter")
+    await page.locator(f'tr[data-job="{ids[0]}"][data-status="CANCELLED"]').wait_for()
+    data = await api(auth_server, token, "query($id: ID!) { job(id: $id) { status } }", id=ids[0])
+    assert data["job"]["status"] == "CANCELLED"
+    await page.get_by_label("Search").fill("")
+
+    await page.get_by_label("Status").select_option("CANCELLED")
+    await page.get_by_text("1 of 1 jobs shown").wait_for()
+    assert await page.locator("tr[data-job]").get_attribute("data-job") == ids[0]
+
+    await page.get_by_role("link", name="Counties").click()
+    row = page.locator(f'tr[data-county="{county}"]')
+    counties = await api(auth_server, token, "{ counties { countyId parcelCount saleCount } }")
+    known = next(c for c in counties["counties"] if c["countyId"] == county)
+    cells = await row.locator("td.num").all_inner_texts()
+    assert cells == [f"{known['parcelCount']:,}", f"{known['saleCount']:,}"]
     assert console.errors == []
 
 

@@ -7,6 +7,8 @@ export function el(tag, attrs = {}, ...children) {
     if (value === false || value === null || value === undefined) continue;
     if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
     else if (key === "class") node.className = value;
+    // CSSOM, not a style attribute: the page's Content-Security-Policy forbids inline styles.
+    else if (key === "style") node.style.cssText = value;
     else if (value === true) node.setAttribute(key, "");
     else node.setAttribute(key, String(value));
     if (key === "checked" || key === "value") node[key] = value;
