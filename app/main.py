@@ -181,6 +181,20 @@ GRAPHIQL_ASSETS = {
 STATIC_DIR = Path(__file__).with_name("static")
 
 
+DASHBOARD = STATIC_DIR / "dashboard" / "index.html"
+DASHBOARD_HEADERS = {
+    "Cache-Control": "no-cache",
+    # Its own scripts, styles and API only: nothing inline, nothing from elsewhere.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+}
+
+
+async def dashboard(request: Request) -> Response:
+    """The jobs dashboard (app/static/dashboard): a page of the public GraphQL API only."""
+    return FileResponse(DASHBOARD, media_type="text/html", headers=DASHBOARD_HEADERS)
+
+
 def _open(ws: WebSocket) -> bool:
     return WebSocketState.DISCONNECTED not in (ws.client_state, ws.application_state)
 
@@ -283,6 +297,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql = GraphQLApp(settings)
     return Starlette(
         routes=[
+            Route("/", dashboard),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/metrics", metrics),

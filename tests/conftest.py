@@ -169,9 +169,10 @@ class RunningApp:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(settings: Settings) -> AsyncIterator[RunningApp]:
-    """The real ASGI app under uvicorn on a free loopback port."""
-    port = _free_port()
+async def serve_app(settings: Settings, port: int | None = None) -> AsyncIterator[RunningApp]:
+    """The real ASGI app under uvicorn on `port` (a restart keeps its clients' URL), or a
+    free loopback port."""
+    port = port or _free_port()
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
