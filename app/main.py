@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,12 @@ from app.auth import TOKEN_PATTERN, authenticate, bearer_token
 from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.events import EventBus
+from app.http_subscriptions import (
+    CONTENT_TYPE,
+    SUBSCRIPTION_PROTOCOLS,
+    end_when_revoked,
+    token_check,
+)
 from app.limits import BodySizeLimit, SubscriptionQuota, query_limits
 from app.metrics import Metrics
 from jobs.access import ANONYMOUS_ADMIN
@@ -61,6 +67,7 @@ class GraphQLApp(GraphQL[Context, None]):
             connection_init_wait_timeout=dt.timedelta(seconds=settings.ws_init_timeout_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.origins,
+            subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         )
         self.settings = settings
 
@@ -146,6 +153,21 @@ class GraphQLApp(GraphQL[Context, None]):
             )
             if guard is not None:
                 guard.cancel()
+
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        """A multipart subscription stream ends when its token is revoked, as a websocket does."""
+        if headers.get("Content-Type") == CONTENT_TYPE and not self.settings.auth_disabled:
+            still_valid = token_check(request.app.state.sessions, bearer_token(request.headers))
+            stream = end_when_revoked(
+                stream, still_valid, self.settings.ws_auth_recheck_seconds, self.encode_json_string
+            )
+        return await super().create_streaming_response(request, stream, sub_response, headers)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL; with `?token=`, every request and subscription it sends carries it.

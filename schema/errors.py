@@ -12,13 +12,18 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from graphql.error import GraphQLSyntaxError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from strawberry.types import ExecutionContext
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 log = logging.getLogger("terrafusion.graphql")
 
@@ -35,6 +40,30 @@ def _is_outage(exc: BaseException) -> bool:
 
 
 class Schema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """One result per request: a subscription needs a stream (a websocket, or HTTP with
+        `Accept: multipart/mixed;subscriptionSpec=1.0`), so here it is refused (HTTP 400)
+        before it runs, instead of failing inside."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -46,6 +75,12 @@ class Schema(strawberry.Schema):
             original = error.original_error
             if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
                 extensions["code"] = "GRAPHQL_PARSE_FAILED"
+            elif isinstance(original, InvalidOperationTypeError):
+                extensions["code"] = "BAD_USER_INPUT"
+                error.message += (
+                    " on a subscription stream; send queries and mutations with "
+                    "Accept: application/json"
+                )
             elif original is None or (
                 isinstance(original, GraphQLError) and original.original_error is None
             ):

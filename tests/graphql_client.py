@@ -97,3 +97,94 @@ async def subscribe(
             )
         )
         yield WsSubscription(ws, protocol, "1")
+
+
+MULTIPART_ACCEPT = 'multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json'
+"""The `Accept` header Apollo Client sends for a subscription over HTTP."""
+BOUNDARY = b"\r\n--graphql"
+
+
+class MultipartSubscription:
+    """One subscription read from a `multipart/mixed` HTTP response, part by part."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks = response.aiter_bytes()
+        self._buffer = b""
+        self.heartbeats = 0
+
+    async def part(self, timeout: float = 30) -> dict[str, Any] | None:
+        """The next part (heartbeats counted, not returned); None after the closing boundary.
+
+        `timeout` bounds the wait for it, heartbeats or not.
+        """
+        async with asyncio.timeout(timeout):
+            return await self._part()
+
+    async def _part(self) -> dict[str, Any] | None:
+        while True:
+            end = self._buffer.find(BOUNDARY)
+            if end >= 0:
+                message, self._buffer = self._buffer[:end], self._buffer[end + len(BOUNDARY) :]
+                head, _, body = message.partition(b"\r\n\r\n")
+                if not body.strip():
+                    continue
+                assert b"content-type: application/json" in head.lower(), head
+                part: dict[str, Any] = json.loads(body)
+                if part == {}:
+                    self.heartbeats += 1
+                    continue
+                return part
+            if self._buffer.startswith(b"--"):
+                return None
+            try:
+                self._buffer += await anext(self._chunks)
+            except StopAsyncIteration:
+                raise AssertionError(f"no closing boundary: {self._buffer!r}") from None
+
+    async def next(self, timeout: float = 30) -> dict[str, Any] | None:
+        """The next execution result (`{data, errors}`); None when the server completes."""
+        part = await self.part(timeout)
+        if part is None:
+            return None
+        assert part.get("payload") is not None, f"transport error: {part}"
+        payload: dict[str, Any] = part["payload"]
+        return payload
+
+    async def collect(self, timeout: float = 60) -> list[dict[str, Any]]:
+        payloads = []
+        while (payload := await self.next(timeout)) is not None:
+            payloads.append(payload)
+        return payloads
+
+    async def ended(self, timeout: float = 10) -> bool:
+        """Whether the server ends the HTTP response after the closing boundary."""
+
+        async def rest() -> bytes:
+            return b"".join([chunk async for chunk in self._chunks])
+
+        tail = self._buffer + await asyncio.wait_for(rest(), timeout)
+        return tail.strip(b"-\r\n") == b""
+
+
+@asynccontextmanager
+async def http_subscribe(
+    base_url: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    **headers: str,
+) -> AsyncIterator[MultipartSubscription]:
+    """A subscription over Apollo's multipart HTTP protocol, as Apollo Client sends it."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+        client.stream(
+            "POST",
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Accept": MULTIPART_ACCEPT, **headers},
+        ) as response,
+    ):
+        assert response.status_code == 200, response.status_code
+        content_type = response.headers["content-type"]
+        assert content_type.startswith("multipart/mixed;boundary=graphql"), content_type
+        yield MultipartSubscription(response)

@@ -25,7 +25,7 @@ from jobs.registry import KINDS
 from jobs.spec import JobKind
 from tests.builders import issue_token
 from tests.conftest import RunningApp
-from tests.graphql_client import LEGACY_WS, TRANSPORT_WS, bearer, gql
+from tests.graphql_client import LEGACY_WS, TRANSPORT_WS, bearer, gql, http_subscribe
 
 ROLL = {"report_type": "assessment_roll", "county_id": "TESTCO"}
 ALICE = Caller.of("alice", ["report:run"])
@@ -131,6 +131,14 @@ class Fixture:
             await ws.send(json.dumps({"id": "1", "type": start, "payload": payload}))
             message = json.loads(await asyncio.wait_for(ws.recv(), 10))
             return ws_outcome(message)
+
+    async def http_first(self, role: str, query: str, variables: dict[str, Any]) -> str:
+        """The first result of a subscription over multipart HTTP: `data` or an error code."""
+        headers = bearer(self.tokens[role])
+        async with http_subscribe(self.app.url, query, variables, **headers) as sub:
+            payload = await sub.next(timeout=10)
+        assert payload is not None
+        return outcome(payload, "jobUpdated")
 
     async def feed_sees_alice(self, role: str) -> str:
         """Subscribe to the feed, then alice's job changes, then the role's own job does:
@@ -322,6 +330,11 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
             "owner": "data",
             "admin": "data",
         },
+    ),
+    (
+        "jobUpdated (multipart HTTP)",
+        lambda f, r: f.http_first(r, WATCH, {"id": f.job_id}),
+        expect(wrong_kind="NOT_FOUND", other_user="NOT_FOUND", owner="data", admin="data"),
     ),
     (
         "jobsUpdated(kind: REPORT) (graphql-ws)",
