@@ -155,7 +155,7 @@ async def test_typescript_example_runs_to_completed(
     assert_completed(result.output)
     if script == "apollo":
         job_id = result.output.split()[1]
-        assert f"cached as ReportJob:{job_id}" in result.output, result.output
+        assert f"cached ReportJob:{job_id} COMPLETED" in result.output, result.output
 
 
 def assert_completed(output: str) -> None:

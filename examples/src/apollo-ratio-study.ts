@@ -10,7 +10,7 @@ const client = new ApolloClient({
     uri: process.env.TERRAFUSION_URL ?? "http://127.0.0.1:8000/graphql",
     headers: { Authorization: `Bearer ${process.env.TERRAFUSION_TOKEN ?? ""}` },
   }),
-  cache: new InMemoryCache(), // jobs are normalised as `ReportJob:<uuid>`
+  cache: new InMemoryCache(),
 });
 
 const input: RunReportInput = {
@@ -38,4 +38,7 @@ await new Promise<void>((resolve, reject) => {
     complete: resolve, // the server ends the stream after the job's final status
   });
 });
-console.log(`cached as ${client.cache.identify({ __typename: "ReportJob", id })}`);
+// Every update was normalised into one cache entry, `ReportJob:<uuid>` (`__typename:id`).
+const entry = client.cache.identify({ __typename: "ReportJob", id })!;
+const store = client.cache.extract() as Record<string, { status?: string }>;
+console.log(`cached ${entry} ${store[entry]?.status}`);
