@@ -172,15 +172,20 @@ async def http_subscribe(
     base_url: str,
     query: str,
     variables: dict[str, Any] | None = None,
+    *,
+    method: str = "POST",
     **headers: str,
 ) -> AsyncIterator[MultipartSubscription]:
-    """A subscription over Apollo's multipart HTTP protocol, as Apollo Client sends it."""
+    """A subscription over Apollo's multipart HTTP protocol, as Apollo Client sends it
+    (POST), or with the operation in the URL (GET)."""
+    operation = {"query": query, "variables": json.dumps(variables or {})}
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=30) as client,
         client.stream(
-            "POST",
+            method,
             "/graphql",
-            json={"query": query, "variables": variables or {}},
+            json={"query": query, "variables": variables or {}} if method == "POST" else None,
+            params=operation if method == "GET" else None,
             headers={"Accept": MULTIPART_ACCEPT, **headers},
         ) as response,
     ):

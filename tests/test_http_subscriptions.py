@@ -47,6 +47,13 @@ async def test_a_job_watched_over_http_from_current_state_to_completed(
     assert (await gql_data(app_server.url, query, {"id": job_id}))["job"]["version"] == versions[-1]
 
 
+async def test_a_subscription_in_the_url_streams_too(app_server: RunningApp, county: str) -> None:
+    job_id = await submit_roll(app_server)
+    async with http_subscribe(app_server.url, STATUS, {"id": job_id}, method="GET") as sub:
+        first = await sub.next()
+    assert first == {"data": {"jobUpdated": {"id": job_id, "status": "PENDING"}}}
+
+
 def error_code(payload: dict[str, object] | None) -> object:
     assert payload is not None and payload.get("errors"), payload
     return payload["errors"][0]["extensions"]["code"]  # type: ignore[index]
