@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 import strawberry
-from graphql import get_introspection_query
+from graphql import get_introspection_query, parse, validate
 from pydantic import Field
 from typing_extensions import TypeAliasType
 
 from jobs.kinds.report.params import SalesRatioStudyParams
 from jobs.params import Params, SalesSelection
 from schema.inputs import input_type, output_type, plain
+from schema.schema import build_schema
 from tests.conftest import RunningApp
 from tests.graphql_client import gql_data
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -180,3 +185,15 @@ def test_a_new_pydantic_field_appears_in_graphql_with_its_type_default_and_descr
     assert Knobs.model_validate(knobs).sales.zip_codes == ["98001"]
     assert Extended.model_validate(more).smoothing == "light"
     assert Extended.model_validate(more).group_by == "neighborhood"
+
+
+def test_example_operations_fit_the_schema() -> None:
+    """GraphiQL's default document and the README's examples are valid against the schema,
+    so a renamed field or enum value cannot leave them behind."""
+    schema = build_schema()
+    document = ROOT / "app" / "static" / "graphiql" / "default-document.graphql"
+    examples = [document.read_text()]
+    examples += re.findall(r"```graphql\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(examples) >= 5
+    for text in examples:
+        assert validate(schema._schema, parse(text)) == [], text
