@@ -7,7 +7,7 @@ import { bytes, count, el, fmt, money, table } from "./dom.js";
 
 /** How each statistic is shown (digits) and which IAAO verdict key judges it. */
 const STATS = [
-  ["medianRatio", "Median ratio", 3, "level", "medianRatioCi"],
+  ["medianRatio", "Median ratio", 3, "median_ratio", "medianRatioCi"],
   ["cod", "COD", 2, "cod", "codCi"],
   ["prd", "PRD", 3, "prd", "prdCi"],
   ["prb", "PRB", 3, "prb", "prbCi"],
@@ -32,11 +32,9 @@ function verdict(passes) {
   return el("span", { class: "verdict none" }, "not judged");
 }
 
+/** Each standard's verdict by the statistic it judged (`median_ratio`, `cod`, `prd`, `prb`). */
 function standardsOf(stats) {
-  const s = stats.standards;
-  if (!s) return {};
-  if (Array.isArray(s)) return Object.fromEntries(s.map((x) => [x.name ?? x.statistic, x.passes ?? x.meets]));
-  return s;
+  return Object.fromEntries((stats.standards ?? []).map((x) => [x.statistic, x.passes]));
 }
 
 function interval(ci, digits) {
