@@ -61,7 +61,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 @pytest.fixture
-def console(page: Page) -> ConsoleLog:
+async def console(page: Page) -> ConsoleLog:
     """The page's console errors, which every test expects to stay empty."""
     log = ConsoleLog()
     log.watch(page)
