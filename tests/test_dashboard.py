@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.embedded import free_port
 from jobs.kinds.valuation.table import ValuationJobRow
-from tests.browser import FLAGS, WIDE, ConsoleLog, at_both_widths, chromium_path
 from tests.builders import issue_token
+from tests.chromium_pages import FLAGS, WIDE, ConsoleLog, at_both_widths, chromium_path
 from tests.conftest import RunningApp, WorkerControl, serve_app
 from tests.graphql_client import bearer, gql
 
