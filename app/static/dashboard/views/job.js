@@ -24,8 +24,8 @@ export function jobView(ctx, id) {
     job = { ...job, ...next };
     renderHead();
     if (!isFinal(job.status) && !live) watch();
-    if (job.result && shownResultOf !== job.updatedAt) {
-      shownResultOf = job.updatedAt;
+    if (job.result && shownResultOf !== job.version) {
+      shownResultOf = job.version;
       resultBox.replaceChildren(renderResult(ctx, job));
     } else if (!job.result && job.status !== "COMPLETED") {
       resultBox.replaceChildren(job.error ? el("p", { class: "form-error" }, `${job.error.code}: ${job.error.message}`) : "");
