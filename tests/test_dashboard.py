@@ -153,14 +153,23 @@ async def test_ratio_study_from_the_form_live_to_its_statistics_and_report(
         auth_server,
         token,
         "query($id: ID!) { reportJob(id: $id) { result { ratioStudy { overall {"
-        " medianRatio cod prd prb } } } } }",
+        " medianRatio cod prd prb standards { statistic passes } } } } } }",
         id=job_id,
     )
     overall = data["reportJob"]["result"]["ratioStudy"]["overall"]
-    for stat, digits in (("cod", 2), ("prd", 3), ("prb", 3), ("medianRatio", 3)):
-        cell = page.locator(f'.ratio-study tr[data-stat="{stat}"] td.num')
+    verdicts = {c["statistic"]: c["passes"] for c in overall["standards"]}
+    for stat, check, digits in (
+        ("cod", "cod", 2),
+        ("prd", "prd", 3),
+        ("prb", "prb", 3),
+        ("medianRatio", "median_ratio", 3),
+    ):
+        row = page.locator(f'.ratio-study tr[data-stat="{stat}"]')
+        cell = row.locator("td.num")
         assert float(await cell.get_attribute("data-value") or "nan") == overall[stat]
         assert await cell.inner_text() == f"{overall[stat]:.{digits}f}"
+        shown = await row.locator(".iaao [data-passes]").get_attribute("data-passes")
+        assert shown == str(verdicts[check]).lower(), (stat, shown, verdicts)
     dots = await page.locator(".ratio-study svg.chart path.dots").first.get_attribute("d")
     assert dots and dots.count("M") > 0
 
