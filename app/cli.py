@@ -320,16 +320,22 @@ def _listen_failure(host: str, port: int, exc: OSError) -> str:
 
 
 def _banner(services: Services, url: str) -> str:
+    site = url.removesuffix("/graphql")
     if services.settings.auth_disabled:
-        return f"TerraFusion Jobs: GraphiQL at {url} (authentication disabled)"
+        return (
+            f"TerraFusion Jobs: dashboard at {site}/\n"
+            f"TerraFusion Jobs: GraphiQL at {url} (authentication disabled)"
+        )
     if services.postgres is not None:
         token = _local_admin_token(services)
         kept = services.settings.data_dir / LOCAL_ADMIN_FILE
         return (
+            f"TerraFusion Jobs: dashboard at {site}/#token={token}\n"
             f"TerraFusion Jobs: GraphiQL at {url}?token={token}\n"
             f"local admin token (kept in {kept}):\n{token}"
         )
     return (
+        f"TerraFusion Jobs: dashboard at {site}/ (sign in with a token)\n"
         f"TerraFusion Jobs: GraphiQL at {url}?token=<token> "
         "(create one: terrafusion token create --name NAME --permissions admin)"
     )

@@ -38,6 +38,7 @@ from strawberry.types.unset import UNSET
 
 from app.auth import TOKEN_PATTERN, authenticate, bearer_token
 from app.config import Settings
+from app.dashboard import dashboard
 from app.db import create_engine, create_session_factory
 from app.events import EventBus
 from app.http_subscriptions import (
@@ -201,20 +202,6 @@ GRAPHIQL_ASSETS = {
 }
 """Strawberry's GraphiQL page's CDN files -> our copies in app/static/graphiql."""
 STATIC_DIR = Path(__file__).with_name("static")
-
-
-DASHBOARD = STATIC_DIR / "dashboard" / "index.html"
-DASHBOARD_HEADERS = {
-    "Cache-Control": "no-cache",
-    # Its own scripts, styles and API only: nothing inline, nothing from elsewhere.
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-}
-
-
-async def dashboard(request: Request) -> Response:
-    """The jobs dashboard (app/static/dashboard): a page of the public GraphQL API only."""
-    return FileResponse(DASHBOARD, media_type="text/html", headers=DASHBOARD_HEADERS)
 
 
 def _open(ws: WebSocket) -> bool:

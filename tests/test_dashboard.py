@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.embedded import free_port
 from jobs.kinds.valuation.table import ValuationJobRow
-from tests.browser import FLAGS, WIDE, ConsoleLog, at_both_widths, chromium_path
 from tests.builders import issue_token
+from tests.chromium_pages import FLAGS, WIDE, ConsoleLog, at_both_widths, chromium_path
 from tests.conftest import RunningApp, WorkerControl, serve_app
 from tests.graphql_client import bearer, gql
 
@@ -61,7 +61,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 @pytest.fixture
-def console(page: Page) -> ConsoleLog:
+async def console(page: Page) -> ConsoleLog:
     """The page's console errors, which every test expects to stay empty."""
     log = ConsoleLog()
     log.watch(page)
@@ -79,18 +79,13 @@ async def api(app: RunningApp, token: str, query: str, **variables: Any) -> Any:
     return body["data"]
 
 
-async def choose(page: Page, path: str, value: str, legacy: str) -> None:
-    """Pick `value` of the enum field at `path`: a select, or a checkbox of a list.
-
-    `legacy` is what today's String-typed input takes, until the typed inputs land.
-    """
+async def choose(page: Page, path: str, value: str) -> None:
+    """Pick `value` of the enum field at `path`: a select, or a checkbox of a list."""
     holder = page.locator(f'[data-path="{path}"]')
-    if await holder.locator("select").count():
-        await holder.locator("select").first.select_option(value)
-    elif await holder.locator("input[type=checkbox]").count():
+    if await holder.locator("input[type=checkbox]").count():
         await holder.locator(f'input[value="{value}"]').check()
     else:
-        await holder.locator("input").fill(legacy)
+        await holder.locator("select").first.select_option(value)
 
 
 async def signed_in(page: Page, app: RunningApp, token: str) -> None:
@@ -137,7 +132,7 @@ async def test_ratio_study_from_the_form_live_to_its_statistics_and_report(
 
     await page.get_by_role("link", name="Start a job").first.click()
     await page.get_by_role("link", name="Report").click()
-    await choose(page, "reportType", "SALES_RATIO_STUDY", "sales_ratio_study")
+    await choose(page, "reportType", "SALES_RATIO_STUDY")
     assert await page.locator('[data-path="countyId"] input').input_value() == county
     await page.evaluate(PROGRESS_RECORDER)
     await page.get_by_role("button", name="Start Report").click()
@@ -158,14 +153,23 @@ async def test_ratio_study_from_the_form_live_to_its_statistics_and_report(
         auth_server,
         token,
         "query($id: ID!) { reportJob(id: $id) { result { ratioStudy { overall {"
-        " medianRatio cod prd prb } } } } }",
+        " medianRatio cod prd prb standards { statistic passes } } } } } }",
         id=job_id,
     )
     overall = data["reportJob"]["result"]["ratioStudy"]["overall"]
-    for stat, digits in (("cod", 2), ("prd", 3), ("prb", 3), ("medianRatio", 3)):
-        cell = page.locator(f'.ratio-study tr[data-stat="{stat}"] td.num')
+    verdicts = {c["statistic"]: c["passes"] for c in overall["standards"]}
+    for stat, check, digits in (
+        ("cod", "cod", 2),
+        ("prd", "prd", 3),
+        ("prb", "prb", 3),
+        ("medianRatio", "median_ratio", 3),
+    ):
+        row = page.locator(f'.ratio-study tr[data-stat="{stat}"]')
+        cell = row.locator("td.num")
         assert float(await cell.get_attribute("data-value") or "nan") == overall[stat]
         assert await cell.inner_text() == f"{overall[stat]:.{digits}f}"
+        shown = await row.locator(".iaao [data-passes]").get_attribute("data-passes")
+        assert shown == str(verdicts[check]).lower(), (stat, shown, verdicts)
     dots = await page.locator(".ratio-study svg.chart path.dots").first.get_attribute("d")
     assert dots and dots.count("M") > 0
 
@@ -196,8 +200,8 @@ async def test_gis_export_is_drawn_as_a_map_with_a_scale_bar(
     await worker.start()
     await signed_in(page, auth_server, token)
     await page.goto(f"{auth_server.url}/#/new/runGisExport")
-    await choose(page, "exportFormat", "GEOJSON", "GeoJSON")
-    await choose(page, "layers", "PARCELS", "parcels")
+    await choose(page, "exportFormat", "GEOJSON")
+    await choose(page, "layers", "PARCELS")
     await page.get_by_role("button", name="Start Gis Export").click()
     await page.wait_for_url(JOB_URL)
     job_id = JOB_URL.search(page.url).group(1)  # type: ignore[union-attr]
@@ -223,7 +227,7 @@ async def test_unknown_county_is_shown_next_to_its_field_and_nothing_is_created(
 ) -> None:
     await signed_in(page, auth_server, token)
     await page.goto(f"{auth_server.url}/#/new/runReport")
-    await choose(page, "reportType", "SALES_RATIO_STUDY", "sales_ratio_study")
+    await choose(page, "reportType", "SALES_RATIO_STUDY")
     county_input = page.locator('[data-path="countyId"] input')
     await county_input.fill("NOWHERE")
     await page.get_by_role("button", name="Start Report").click()
@@ -308,11 +312,6 @@ async def test_a_job_that_finishes_while_the_server_is_down_shows_completed_on_r
     async with serve_app(auth_settings, port) as app:
         await signed_in(page, app, token)
         await page.locator("#connection", has_text="live").wait_for()
-        schema = await api(
-            app, token, '{ __type(name: "Subscription") { fields { name args { name } } } }'
-        )
-        feed = next(f for f in schema["__type"]["fields"] if f["name"] == "jobsUpdated")
-        resumable = any(a["name"] == "after" for a in feed["args"])
         created = await api(
             app,
             token,
@@ -323,6 +322,7 @@ async def test_a_job_that_finishes_while_the_server_is_down_shows_completed_on_r
         row = page.locator(f'tr[data-job="{job_id}"]')
         await row.wait_for()
         assert await row.get_attribute("data-status") == "PENDING"
+        seen = await api(app, token, "query($id: ID!) { job(id: $id) { changeCursor } }", id=job_id)
         await page.evaluate("window.__sameDocument = true")
 
     await page.locator("#connection", has_text="reconnecting").wait_for()
@@ -355,12 +355,31 @@ async def test_a_job_that_finishes_while_the_server_is_down_shows_completed_on_r
         if m.get("type") == "subscribe" and "jobsUpdated" in m["payload"]["query"]
     ]
     assert resubscribed, sent
-    if resumable:
-        # The feed resumed from the last change it saw: the server replayed the rest.
-        assert resubscribed[0].get("after"), resubscribed
-        assert relists == []
-    else:
-        # No `after:` on this server: the page read the list again instead.
-        assert relists, "no re-list after reconnecting"
+    # The feed resumed from the last change it saw, and the server replayed the rest: no
+    # re-reading of the list was needed.
+    assert resubscribed[0]["after"] == seen["job"]["changeCursor"], resubscribed
+    assert relists == []
     lost_connection = re.compile(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED")
     assert [e for e in console.errors if not lost_connection.search(e)] == []
+
+
+async def test_an_out_of_range_parameter_is_shown_next_to_it_and_nothing_is_created(
+    page: Page, console: ConsoleLog, auth_server: RunningApp, county: str, token: str
+) -> None:
+    await signed_in(page, auth_server, token)
+    await page.goto(f"{auth_server.url}/#/new/runReport")
+    await page.locator('[data-path="reportType"] select').select_option("SALES_RATIO_STUDY")
+    path = "parameters.salesRatioStudy.iqrFactor"
+    factor = page.locator(f'[data-path="{path}"] input')
+    assert await factor.input_value() == "1.5", "the schema's default is filled in"
+    await factor.fill("0")
+    await page.get_by_role("button", name="Start Report").click()
+
+    error = page.locator(f'[data-path="{path}"] > .field-error')
+    await error.wait_for()
+    assert (await error.inner_text()).startswith(f"{path}:")
+    assert await factor.get_attribute("aria-invalid") == "true"
+    assert await page.evaluate("document.activeElement.closest('[data-path]').dataset.path") == path
+    listed = await api(auth_server, token, "{ jobs { totalCount } }")
+    assert listed["jobs"]["totalCount"] == 0
+    assert console.errors == []

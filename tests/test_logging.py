@@ -145,7 +145,8 @@ def _entries(lines: list[str]) -> list[dict[str, Any]]:
 
 
 def _banner_index(lines: list[str]) -> int:
-    return next(i for i, line in enumerate(lines) if line.startswith("TerraFusion Jobs:"))
+    """The banner's last line (it names the dashboard's URL, then GraphiQL's)."""
+    return max(i for i, line in enumerate(lines) if line.startswith("TerraFusion Jobs:"))
 
 
 def _maintenance_runs(lines: list[str]) -> int:

@@ -110,6 +110,8 @@ def test_the_wheel_holds_migrations_assets_and_sdl_and_no_alembic_package(
     assert {"app/migrations/env.py", "app/migrations/script.py.mako"} <= names
     assert "schema/schema.graphql" in names
     assert "app/static/graphiql/graphiql.min.js" in names
+    for asset in (ROOT / "app" / "static" / "dashboard").rglob("*.*"):
+        assert asset.relative_to(ROOT).as_posix() in names, f"{asset} is not in the wheel"
     assert not any(name.startswith("alembic/") for name in names), "would shadow the library"
     for package in ("app", "schema", "resolvers", "jobs"):
         for path in (ROOT / package).rglob("*"):
@@ -165,11 +167,16 @@ def test_serve_from_an_empty_folder_serves_graphiql_and_its_assets(
         script = httpx.get(f"{url}/static/graphiql/graphiql.min.js")
         assert script.status_code == 200
         assert len(script.content) > 100_000
+        dashboard = httpx.get(f"{url}/")
+        assert '<script type="module" src="/static/dashboard/main.js">' in dashboard.text
+        vendored = httpx.get(f"{url}/static/dashboard/vendor/graphql-ws/client.js")
+        assert "function createClient" in vendored.text
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "TerraFusion Jobs: GraphiQL at" in output
+    assert f"TerraFusion Jobs: dashboard at http://127.0.0.1:{port}/" in output
 
 
 def _first_answer(server: subprocess.Popen[str], url: str, **kwargs: object) -> httpx.Response:

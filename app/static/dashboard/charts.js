@@ -31,23 +31,27 @@ const W = 640;
 const H = 360;
 const PAD = { left: 56, right: 16, top: 16, bottom: 44 };
 
-function frame(title, xLabel, yLabel, xs, ys, xFormat = compact, yFormat = compact) {
+function frame(title, xLabel, yLabel, xs, ys, { xFormat = compact, yFormat = compact, pad } = {}) {
+  const P = pad ?? PAD;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title });
   root.append(svg("title", {}, title));
   const [x0, x1] = xs;
   const [y0, y1] = ys;
-  const px = (x) => PAD.left + ((x - x0) / (x1 - x0 || 1)) * (W - PAD.left - PAD.right);
-  const py = (y) => H - PAD.bottom - ((y - y0) / (y1 - y0 || 1)) * (H - PAD.top - PAD.bottom);
+  const px = (x) => P.left + ((x - x0) / (x1 - x0 || 1)) * (W - P.left - P.right);
+  const py = (y) => H - P.bottom - ((y - y0) / (y1 - y0 || 1)) * (H - P.top - P.bottom);
   const axes = svg("g", { class: "axes" });
   for (const t of ticks(y0, y1)) {
-    axes.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: py(t), y2: py(t), class: "grid" }));
-    axes.append(svg("text", { x: PAD.left - 6, y: py(t) + 4, "text-anchor": "end" }, yFormat(t)));
+    axes.append(svg("line", { x1: P.left, x2: W - P.right, y1: py(t), y2: py(t), class: "grid" }));
+    axes.append(svg("text", { x: P.left - 6, y: py(t) + 4, "text-anchor": "end" }, yFormat(t)));
   }
-  for (const t of ticks(x0, x1, 6)) {
-    axes.append(svg("text", { x: px(t), y: H - PAD.bottom + 16, "text-anchor": "middle" }, xFormat(t)));
-  }
-  axes.append(svg("text", { x: (PAD.left + W - PAD.right) / 2, y: H - 6, "text-anchor": "middle", class: "label" }, xLabel));
-  axes.append(svg("text", { x: 12, y: (PAD.top + H - PAD.bottom) / 2, transform: `rotate(-90 12 ${(PAD.top + H - PAD.bottom) / 2})`, "text-anchor": "middle", class: "label" }, yLabel));
+  const xTicks = ticks(x0, x1, 6);
+  xTicks.forEach((t, i) => {
+    // The last label ends at its tick, so it stays inside the frame.
+    const anchor = i === xTicks.length - 1 && px(t) > W - P.right - 30 ? "end" : "middle";
+    axes.append(svg("text", { x: px(t), y: H - P.bottom + 16, "text-anchor": anchor }, xFormat(t)));
+  });
+  axes.append(svg("text", { x: (P.left + W - P.right) / 2, y: H - 6, "text-anchor": "middle", class: "label" }, xLabel));
+  axes.append(svg("text", { x: 12, y: (P.top + H - P.bottom) / 2, transform: `rotate(-90 12 ${(P.top + H - P.bottom) / 2})`, "text-anchor": "middle", class: "label" }, yLabel));
   root.append(axes);
   return { root, px, py };
 }
@@ -102,21 +106,26 @@ export function trendLines(points, valueKey, yLabel) {
     groups.get(g).push(p);
   }
   const values = [...groups.values()].flat().map((p) => p[valueKey]);
+  const shown = [...groups.entries()].slice(0, PALETTE.length);
+  // The legend gets a band of its own above the plot: four names to a row.
+  const legendRows = Math.ceil(shown.length / 4);
   const { root, px, py } = frame(
     `${yLabel} by period`,
     "period",
     yLabel,
     [0, Math.max(1, periods.length - 1)],
     extent(values.length ? values : [0, 1], 0.05),
-    (i) => periods[Math.round(i)] ?? "",
+    { xFormat: (i) => periods[Math.round(i)] ?? "", pad: { ...PAD, top: 16 + legendRows * 18 } },
   );
   const legend = svg("g", { class: "legend" });
-  [...groups.entries()].slice(0, PALETTE.length).forEach(([group, rows], gi) => {
+  shown.forEach(([group, rows], gi) => {
     rows.sort((a, b) => index.get(a.period) - index.get(b.period));
     const d = rows.map((r, i) => `${i ? "L" : "M"}${px(index.get(r.period)).toFixed(1)} ${py(r[valueKey]).toFixed(1)}`).join("");
     root.append(svg("path", { d, class: "line", stroke: PALETTE[gi], "data-group": group }));
-    legend.append(svg("rect", { x: PAD.left + 8, y: PAD.top + gi * 16, width: 10, height: 10, fill: PALETTE[gi] }));
-    legend.append(svg("text", { x: PAD.left + 22, y: PAD.top + 9 + gi * 16 }, group));
+    const x = PAD.left + (gi % 4) * 146;
+    const y = 8 + Math.floor(gi / 4) * 18;
+    legend.append(svg("rect", { x, y, width: 10, height: 10, fill: PALETTE[gi] }));
+    legend.append(svg("text", { x: x + 14, y: y + 9 }, group));
   });
   root.append(legend);
   return root;

@@ -294,6 +294,8 @@ function linkTypeToBranch(schema, inputType, fields) {
   };
   driver.control.addEventListener("change", follow);
   oneOf.chooser.closest(".oneof").hidden = true;
+  // The type is what the form is for: start on the first one, its parameters in view.
+  if (!driver.control.value) driver.control.value = driver.control.querySelector("option[value]:not([value=''])").value;
   follow();
 }
 

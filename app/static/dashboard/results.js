@@ -5,7 +5,7 @@
 import { featureMap, ratioScatter, trendLines } from "./charts.js";
 import { bytes, count, el, fmt, money, table } from "./dom.js";
 
-/** How each statistic is shown (digits) and which IAAO verdict key judges it. */
+/** How each statistic is shown (digits) and the name its IAAO check goes by. */
 const STATS = [
   ["medianRatio", "Median ratio", 3, "median_ratio", "medianRatioCi"],
   ["cod", "COD", 2, "cod", "codCi"],
@@ -26,15 +26,12 @@ export function renderResult(ctx, job) {
   return el("div", { class: "result-body" }, el("h2", {}, "Result"), parts);
 }
 
-function verdict(passes) {
-  if (passes === true) return el("span", { class: "verdict pass" }, "meets IAAO");
-  if (passes === false) return el("span", { class: "verdict fail" }, "outside IAAO range");
-  return el("span", { class: "verdict none" }, "not judged");
-}
-
-/** Each standard's verdict by the statistic it judged (`median_ratio`, `cod`, `prd`, `prb`). */
-function standardsOf(stats) {
-  return Object.fromEntries((stats.standards ?? []).map((x) => [x.statistic, x.passes]));
+function verdict(check, digits) {
+  if (!check) return el("span", { class: "verdict none" }, "not judged");
+  const range = `${fmt(check.lower, digits)} – ${fmt(check.upper, digits)}`;
+  return check.passes
+    ? el("span", { class: "verdict pass", "data-passes": "true" }, `meets IAAO (${range})`)
+    : el("span", { class: "verdict fail", "data-passes": "false" }, `outside IAAO ${range}`);
 }
 
 function interval(ci, digits) {
@@ -43,7 +40,7 @@ function interval(ci, digits) {
 
 /** One sample's statistics as a table of value, confidence interval and verdict. */
 function statisticsTable(stats, caption) {
-  const standards = standardsOf(stats);
+  const checks = new Map((stats.standards ?? []).map((c) => [c.statistic, c]));
   const rows = STATS.map(([key, name, digits, std, ci]) =>
     el(
       "tr",
@@ -51,7 +48,7 @@ function statisticsTable(stats, caption) {
       el("th", { scope: "row" }, name),
       el("td", { class: "num", "data-value": stats[key] ?? "" }, fmt(stats[key], digits)),
       el("td", {}, interval(stats[ci], digits)),
-      el("td", {}, verdict(standards[std])),
+      el("td", { class: "iaao" }, verdict(checks.get(std), digits)),
     ),
   );
   const wrap = table(["Statistic", "Value", "Confidence interval", "IAAO"], rows, { class: "stats" });
@@ -76,7 +73,7 @@ function ratioStudy(ctx, r) {
     ? table(
         ["Group", "Sales", "Median", "COD", "PRD", "PRB", "IAAO"],
         s.groups.map((g) =>
-          el("tr", {}, el("th", { scope: "row" }, g.group), el("td", { class: "num" }, count(g.countUsed)), el("td", { class: "num" }, fmt(g.medianRatio, 3)), el("td", { class: "num" }, fmt(g.cod, 2)), el("td", { class: "num" }, fmt(g.prd, 3)), el("td", { class: "num" }, fmt(g.prb, 3)), el("td", {}, verdict(g.meetsStandards))),
+          el("tr", {}, el("th", { scope: "row" }, g.group), el("td", { class: "num" }, count(g.countUsed)), el("td", { class: "num" }, fmt(g.medianRatio, 3)), el("td", { class: "num" }, fmt(g.cod, 2)), el("td", { class: "num" }, fmt(g.prd, 3)), el("td", { class: "num" }, fmt(g.prb, 3)), el("td", {}, g.meetsStandards === null ? "not judged" : g.meetsStandards ? "meets" : "does not meet")),
         ),
         { class: "groups" },
       )
@@ -147,7 +144,10 @@ function marketAnalysis(r) {
   if (t) {
     parts.push(el("h3", {}, `Time adjustment to ${t.valuationDate} (${t.method})`));
     parts.push(el("p", {}, `Median sale price ${money(t.medianSalePrice)}; adjusted ${money(t.adjustedMedianSalePrice)} (${count(t.salesCount)} sales).`));
-    parts.push(table(["Month", "Index", "Factor", "Sales"], t.factors.map((f) => el("tr", {}, el("th", { scope: "row" }, f.month), el("td", { class: "num" }, fmt(f.index, 3)), el("td", { class: "num" }, fmt(f.factor, 3)), el("td", { class: "num" }, count(f.salesVolume))))));
+    const index = t.factors.map((f) => ({ period: f.month, group: "price index", value: f.index }));
+    parts.push(el("figure", { class: "chart-box" }, el("figcaption", {}, "Monthly price index"), trendLines(index, "value", "price index")));
+    const rows = t.factors.map((f) => el("tr", {}, el("th", { scope: "row" }, f.month), el("td", { class: "num" }, money(f.index)), el("td", { class: "num" }, fmt(f.factor, 3)), el("td", { class: "num" }, count(f.salesVolume))));
+    parts.push(el("details", {}, el("summary", {}, `Factors of all ${t.factors.length} months`), table(["Month", "Index", "Factor", "Sales"], rows)));
   }
   return el("section", { class: "market" }, parts);
 }

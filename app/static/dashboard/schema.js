@@ -52,18 +52,6 @@ export class Schema {
     return this.types.get(name);
   }
 
-  field(typeName, fieldName) {
-    return this.type(typeName)?.fields?.find((f) => f.name === fieldName);
-  }
-
-  has(typeName, fieldName) {
-    return Boolean(this.field(typeName, fieldName));
-  }
-
-  arg(typeName, fieldName, argName) {
-    return this.field(typeName, fieldName)?.args.find((a) => a.name === argName);
-  }
-
   enumValues(name) {
     return (this.type(name)?.enumValues ?? []).map((v) => v.name);
   }

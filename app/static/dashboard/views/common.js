@@ -8,8 +8,7 @@ export const isFinal = (status) => FINAL.has(status);
 
 /** The Job fields a row needs, with each type's variant (reportType, …) by fragment. */
 export function rowFields(schema) {
-  const own = ["id", "kind", "countyId", "status", "message", "attempts", "priority", "createdAt", "updatedAt", "startedAt", "completedAt"];
-  for (const optional of ["version", "changeCursor"]) if (schema.has("Job", optional)) own.push(optional);
+  const own = ["id", "kind", "countyId", "status", "message", "attempts", "priority", "version", "changeCursor", "createdAt", "updatedAt", "startedAt", "completedAt"];
   const fragments = schema.jobTypes().map((t) => {
     const names = schema.variantFields(t.name).map((f) => f.name);
     return names.length ? `... on ${t.name} { ${names.join(" ")} }` : "";
@@ -26,9 +25,14 @@ export function variantOf(schema, job) {
 
 /** Keep the newer of two states of one job (a late or replayed event never goes back). */
 export function newer(known, incoming) {
-  if (!known) return true;
-  if (incoming.version !== undefined && known.version !== undefined) return incoming.version >= known.version;
-  return incoming.updatedAt >= known.updatedAt;
+  return !known || incoming.version >= known.version;
+}
+
+/** The later of two change cursors: the contract orders them as plain strings. */
+export function later(a, b) {
+  if (!a) return b ?? null;
+  if (!b) return a;
+  return b > a ? b : a;
 }
 
 export function progressText(job) {

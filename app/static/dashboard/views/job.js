@@ -4,6 +4,17 @@ import { el, progressBar, statusBadge, when } from "../dom.js";
 import { renderResult } from "../results.js";
 import { controls, isFinal, newer, notice, progressText, rowFields, variantOf } from "./common.js";
 
+/** The parameters a job ran with, as `path value` pairs, leaving out what was not set. */
+function settings(value, prefix = "", top = true) {
+  if (value === null || value === undefined) return [];
+  if (Array.isArray(value)) return value.length ? [[prefix, value.join(", ")]] : [];
+  if (typeof value !== "object") return [[prefix, String(value)]];
+  const entries = Object.entries(value).filter(([, v]) => v !== null && v !== undefined);
+  // A @oneOf branch's name says nothing the job's type does not: its fields are shown bare.
+  const branch = top && entries.length === 1 && typeof entries[0][1] === "object";
+  return entries.flatMap(([k, v]) => settings(v, branch ? "" : prefix ? `${prefix}.${k}` : k, false));
+}
+
 export function jobView(ctx, id) {
   const { api, schema } = ctx;
   const details = schema
@@ -24,8 +35,8 @@ export function jobView(ctx, id) {
     job = { ...job, ...next };
     renderHead();
     if (!isFinal(job.status) && !live) watch();
-    if (job.result && shownResultOf !== job.updatedAt) {
-      shownResultOf = job.updatedAt;
+    if (job.result && shownResultOf !== job.version) {
+      shownResultOf = job.version;
       resultBox.replaceChildren(renderResult(ctx, job));
     } else if (!job.result && job.status !== "COMPLETED") {
       resultBox.replaceChildren(job.error ? el("p", { class: "form-error" }, `${job.error.code}: ${job.error.message}`) : "");
@@ -34,7 +45,7 @@ export function jobView(ctx, id) {
   }
 
   function renderHead() {
-    const params = job.parameters && typeof job.parameters === "object" ? Object.entries(job.parameters) : [];
+    const params = settings(job.parameters);
     head.replaceChildren(
       el("div", { class: "view-head" }, el("h1", {}, variantOf(schema, job)), statusBadge(job.status), controls(ctx, job, apply, say)),
       el(
@@ -46,7 +57,7 @@ export function jobView(ctx, id) {
         el("dt", {}, "Created"), el("dd", {}, when(job.createdAt)),
         el("dt", {}, "Finished"), el("dd", {}, when(job.completedAt)),
         el("dt", {}, "Attempts"), el("dd", {}, String(job.attempts)),
-        params.length ? [el("dt", {}, "Parameters"), el("dd", {}, el("code", {}, JSON.stringify(job.parameters)))] : null,
+        params.length ? [el("dt", {}, "Parameters"), el("dd", { class: "params" }, params.map(([k, v]) => el("span", {}, el("b", {}, k), ` ${v}`)))] : null,
       ),
       el("div", { class: "progress-block" }, progressBar(job.progress, job.status), el("p", { class: "step" }, progressText(job) || job.message || "")),
     );

@@ -1,20 +1,19 @@
 // The live job list: newest first, filtered, paged by cursor, kept current by `jobsUpdated`.
 //
 // The feed is opened before the first page is read, so no change falls between the two.
-// When the websocket drops, the feed comes back with `after:` the last change it saw (the
-// server replays what was missed); where the server has no `after:` yet, or the cursor has
-// expired (CURSOR_EXPIRED), the page is read again instead. Either way no row stays RUNNING
-// after the job ended while the page was cut off.
+// When the websocket drops, the feed comes back with `after:` the latest change cursor it
+// knows (the server replays what was missed); with none yet, or one the change log no
+// longer reaches (CURSOR_EXPIRED), the page is read again instead. Either way no row stays
+// RUNNING after the job ended while the page was cut off.
 
 import { el, progressBar, statusBadge, table, when } from "../dom.js";
-import { controls, newer, notice, progressText, rowFields, variantOf } from "./common.js";
+import { controls, later, newer, notice, progressText, rowFields, variantOf } from "./common.js";
 
 const PAGE = 25;
 
 export function jobsView(ctx, params) {
   const { api, schema } = ctx;
   const fields = rowFields(schema);
-  const resumable = Boolean(schema.arg("Subscription", "jobsUpdated", "after")) && schema.has("Job", "changeCursor");
   const filters = {
     kind: params.get("kind") || "",
     status: params.get("status") || "",
@@ -163,18 +162,17 @@ export function jobsView(ctx, params) {
     render();
   }
 
-  /** Where a resumed feed starts: the last change seen, else the latest listed one. */
+  /** Where a resumed feed starts: the latest change seen in the feed or the page. */
   function resumeFrom() {
-    if (cursor) return cursor;
-    let latest = null;
-    for (const job of jobs.values()) if (!latest || job.updatedAt > latest.updatedAt) latest = job;
-    return latest?.changeCursor ?? null;
+    let latest = cursor;
+    for (const job of jobs.values()) latest = later(latest, job.changeCursor);
+    return latest;
   }
 
   let feed = null;
   let feedAfter = null;
-  const feedQuery = `subscription JobsFeed($kind: JobKind, $countyId: String${resumable ? ", $after: String" : ""}) {
-    jobsUpdated(kind: $kind, countyId: $countyId${resumable ? ", after: $after" : ""}) { ${fields} } }`;
+  const feedQuery = `subscription JobsFeed($kind: JobKind, $countyId: String, $after: String) {
+    jobsUpdated(kind: $kind, countyId: $countyId, after: $after) { ${fields} } }`;
 
   function restartFeed() {
     feed?.stop();
@@ -185,16 +183,16 @@ export function jobsView(ctx, params) {
     feedAfter = null;
     feed = api.live(feedQuery, {
       endless: true,
-      variables: () => ({ kind: filters.kind || null, countyId: filters.countyId || null, ...(resumable ? { after: feedAfter } : {}) }),
+      variables: () => ({ kind: filters.kind || null, countyId: filters.countyId || null, after: feedAfter }),
       next: (data) => {
         const job = data.jobsUpdated;
-        if (job.changeCursor) cursor = job.changeCursor;
+        cursor = later(cursor, job.changeCursor);
         if (listed) apply(job, { fromFeed: true });
         else early.push(job);
       },
       // Before each reconnection: resume from a cursor where the server can, else re-read.
       restart: async () => {
-        feedAfter = resumable ? resumeFrom() : null;
+        feedAfter = resumeFrom();
         if (!feedAfter) await loadPage(false);
       },
       error: (refusal) => {

@@ -1,4 +1,4 @@
-"""Real Chromium for the dashboard's tests: Debian's `chromium`, driven by Playwright.
+"""Real Chromium pages for the dashboard's tests: Debian's `chromium`, driven by Playwright.
 
 Playwright's own browser download is never used (`playwright install` is not run): the
 system Chromium is launched by path, headless, with nothing that reaches the network.
