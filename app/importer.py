@@ -1127,11 +1127,15 @@ class _CsvSource:
             width = int(widths[index])
             if width < len(self.header):
                 column = self.header[width] or "row"
-                problem = f"is missing (the row has {width} fields, the header {len(self.header)})"
+                problem = (
+                    f"is missing (the row has {counted(width, 'field')}, "
+                    f"the header {len(self.header)})"
+                )
             else:
                 column = "row"
                 problem = (
-                    f"has {width} fields but the header has {len(self.header)} (an unquoted comma?)"
+                    f"has {counted(width, 'field')} but the header has {len(self.header)} "
+                    "(an unquoted comma?)"
                 )
             stop = (index, column, problem)
         checked = len(rows) if stop is None else stop[0]

@@ -562,6 +562,11 @@ async def test_short_and_long_rows(engine: AsyncEngine, tmp_path: Path):
         f"{short}:3: sale_price: is missing (the row has 2 fields, the header 3)"
     )
 
+    one = write(tmp_path, "one.csv", "parcel_id,sale_date,sale_price\nP2\n")
+    with pytest.raises(DataFileError) as caught:
+        await import_file(engine, "sales", one, COUNTY)
+    assert caught.value.problem == "is missing (the row has 1 field, the header 3)"
+
     long = write(tmp_path, "long.csv", "parcel_id,sale_date,sale_price\nP1,2021-01-01,1,000\n")
     with pytest.raises(DataFileError) as caught:
         await import_file(engine, "sales", long, COUNTY)
