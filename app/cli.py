@@ -380,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--data-dir",
             default=os.environ.get("DATA_DIR", ".terrafusion"),
-            help="folder of the embedded servers and result files (default: %(default)s, "
-            "or DATA_DIR)",
+            help="folder of the embedded servers and result files (default: DATA_DIR if set, "
+            "else .terrafusion; now %(default)s)",
         )
         return p
 
@@ -487,7 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = Settings()
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"bad configuration (environment or .env): {exc}\n")
+        return 2
     configure_logging(settings.log_format, settings.log_level)
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
