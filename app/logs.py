@@ -31,7 +31,8 @@ _SECRETS = re.compile(
 )
 
 # arq.worker's templates for a run starting, finishing, retrying, being aborted; its hourly
-# health line (whose job counts include every maintenance run); and its start-up lines.
+# health line and its shutdown line (whose job counts include every maintenance run); and
+# its start-up lines. jobs.worker says when it is ready and when it stops.
 _ARQ_PER_RUN = frozenset(
     {
         "%6.2fs → %s(%s)%s",
@@ -42,6 +43,7 @@ _ARQ_PER_RUN = frozenset(
         "%6.2fs ↻ %s cancelled, will be run again",
         "recording health: %s",
         "Starting worker for %d functions: %s",
+        "shutdown on %s ◆ %d jobs complete ◆ %d failed ◆ %d retries ◆ %d ongoing to cancel",
     }
 )
 _ARQ_REDIS_BANNER = "redis_version="

@@ -73,6 +73,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 async def shutdown(ctx: dict[str, Any]) -> None:
     if "engine" in ctx:
         await ctx["engine"].dispose()
+    log.info("worker stopped")
 
 
 async def maintenance(ctx: dict[str, Any]) -> None:
