@@ -112,8 +112,9 @@ def test_the_wheel_holds_migrations_assets_and_sdl_and_no_alembic_package(
     assert "app/static/graphiql/graphiql.min.js" in names
     assert not any(name.startswith("alembic/") for name in names), "would shadow the library"
     for package in ("app", "schema", "resolvers", "jobs"):
-        for module in (ROOT / package).rglob("*.py"):
-            assert module.relative_to(ROOT).as_posix() in names, f"{module} is not in the wheel"
+        for path in (ROOT / package).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                assert path.relative_to(ROOT).as_posix() in names, f"{path} is not in the wheel"
     where = installed.run(installed.python, "-c", "import app, alembic; print(app.__file__)")
     assert where.returncode == 0, where.stderr
     assert where.stdout.strip().startswith(str(installed.venv)), "imported the checkout"
@@ -160,6 +161,7 @@ def test_serve_from_an_empty_folder_serves_graphiql_and_its_assets(
         page = _first_answer(server, f"{url}/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200
         assert "/static/graphiql/graphiql.min.js" in page.text
+        assert httpx.get(f"{url}/").status_code == 200  # the dashboard's page
         script = httpx.get(f"{url}/static/graphiql/graphiql.min.js")
         assert script.status_code == 200
         assert len(script.content) > 100_000
