@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, func, select, union_all
 
 from app.db import SessionFactory
 from jobs.changes import JobChange
@@ -50,11 +50,27 @@ class ChangePage:
     """The page reached the end of the log: `position` is the log's end when it was read."""
 
 
+def _wanted(model: Any, where: ChangeFilter) -> list[ColumnElement[bool]]:
+    """The filter's conditions on a job row (owner, county and creation never change)."""
+    conditions = []
+    if where.owner is not None:
+        conditions.append(model.owner == where.owner)
+    if where.county_id is not None:
+        conditions.append(model.county_id == where.county_id)
+    if where.status is not None:
+        conditions.append(model.status == where.status.value)
+    if where.created_after is not None:
+        conditions.append(model.created_at >= where.created_after)
+    if where.created_before is not None:
+        conditions.append(model.created_at < where.created_before)
+    return conditions
+
+
 def latest_changes(after: int, until: int, where: ChangeFilter) -> Select[Any]:
     """(seq, job id, kind) of each wanted job whose latest change is in (after, until].
 
-    Joining on the job row's `change_seq` keeps one row per job, its latest, whose status
-    is the job's current one, so the status filter can run here too.
+    Joining on the job row's `change_seq` keeps one row per job, its latest, which holds
+    the job's current status, so every filter applies to the job's current state.
     """
     parts = []
     for kind in where.kinds:
@@ -63,17 +79,8 @@ def latest_changes(after: int, until: int, where: ChangeFilter) -> Select[Any]:
             select(JobChange.seq, JobChange.job_id, JobChange.kind)
             .join(model, and_(model.id == JobChange.job_id, model.change_seq == JobChange.seq))
             .where(JobChange.seq > after, JobChange.seq <= until, JobChange.kind == kind.value)
+            .where(*_wanted(model, where))
         )
-        if where.owner is not None:
-            query = query.where(JobChange.owner == where.owner)
-        if where.county_id is not None:
-            query = query.where(JobChange.county_id == where.county_id)
-        if where.status is not None:
-            query = query.where(JobChange.status == where.status.value)
-        if where.created_after is not None:
-            query = query.where(model.created_at >= where.created_after)
-        if where.created_before is not None:
-            query = query.where(model.created_at < where.created_before)
         parts.append(query)
     keys = union_all(*parts).subquery()
     return select(keys.c.seq, keys.c.job_id, keys.c.kind).order_by(keys.c.seq)
@@ -115,6 +122,33 @@ async def read_changes(
                     rows[row.id] = snapshot(spec, row)
     ordered = [rows[k.job_id] for k in keys if k.job_id in rows]
     return ChangePage(ordered, max(position, after), complete)
+
+
+async def running_jobs(
+    sessions: SessionFactory, where: ChangeFilter, until: int
+) -> list[dict[str, Any]]:
+    """Current states of the wanted RUNNING jobs whose latest change is at or before `until`.
+
+    Progress ticks are not logged, so a replay after `until` would leave such a job's
+    progress as the client last saw it; there are few running jobs (workers x max jobs),
+    so a resuming client gets them all, to show current progress at once.
+    """
+    if where.status not in (None, JobStatus.RUNNING):
+        return []
+    found = []
+    async with sessions() as session:
+        for kind in where.kinds:
+            spec = KINDS[kind]
+            model = spec.model
+            rows = await session.scalars(
+                select(model).where(
+                    model.status == JobStatus.RUNNING.value,
+                    model.change_seq <= until,
+                    *_wanted(model, where),
+                )
+            )
+            found += [snapshot(spec, row) for row in rows]
+    return sorted(found, key=lambda snap: int(snap["change_seq"]))
 
 
 async def pages(

@@ -1,8 +1,9 @@
 """Subscriptions: the current row first, then every change, from the process's event bus.
 
 A caller sees only the jobs it may see (`Caller.sees`), and holds at most the per-token
-quota of subscriptions at once. `jobsUpdated(after:)` first replays, from the change log,
-the current state of every matching job changed after the cursor, then goes live; the
+quota of subscriptions at once. `jobsUpdated(after:)` first sends the jobs still running
+(their progress is not in the log), then replays, from the change log, the current state of
+every matching job changed after the cursor, then goes live; the
 bus is subscribed before the replay is read and `FeedPosition` drops what the replay
 already covered, so nothing falls between the two and nothing comes twice.
 """
@@ -13,7 +14,7 @@ from typing import Any
 import strawberry
 
 from app.events import FeedPosition
-from jobs.change_feed import ChangeFilter, pages
+from jobs.change_feed import ChangeFilter, pages, running_jobs
 from jobs.changes import check_cursor, decode_cursor
 from jobs.lifecycle import is_final, parse_job_id
 from jobs.spec import JobKind
@@ -63,10 +64,11 @@ class Subscription:
 
     @strawberry.subscription(
         description="Every change to jobs matching the filters. With `after` (a "
-        "changeCursor), first the current state of each matching job changed since, in "
-        "cursor order, then live: a client that resumes with the last cursor it got "
-        "misses nothing and gets nothing twice. A cursor older than the change log keeps "
-        "is refused with CURSOR_EXPIRED: list the jobs again."
+        "changeCursor): first the matching jobs still running (for their current "
+        "progress), then the current state of each matching job changed since, in cursor "
+        "order, then live: a client that resumes with the last cursor it got misses "
+        "nothing and gets nothing twice. A cursor older than the change log keeps is "
+        "refused with CURSOR_EXPIRED: list the jobs again."
     )
     async def jobs_updated(
         self,
@@ -104,6 +106,11 @@ class Subscription:
                         county_id=county_id,
                         status=status,
                     )
+                    # Running jobs first: their progress moved without changes in the log.
+                    for snap in await running_jobs(context.sessions, where, start):
+                        progressed = feed.accept({**snap, "logged": False}) if wants(snap) else None
+                        if progressed is not None:
+                            yield job_from_snapshot(progressed)
                     async for page in pages(context.sessions, start, where):
                         for snap in page.snapshots:
                             replayed = feed.accept(snap) if wants(snap) else None

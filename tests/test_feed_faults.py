@@ -30,12 +30,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.demo_data import load_demo_county
 from app.embedded import EmbeddedRedis, free_port
 from jobs.changes import encode_cursor
 from tests.conftest import ROOT, RunningApp, Workers
 from tests.graphql_client import gql_data, subscribe
 from tests.test_change_log import CANCEL, FEED, FINAL, feed_until, finals_of, submit
-from tests.test_faults import wait_until_final
+from tests.test_faults import export_job, wait_for_progress, wait_until_final
 from tests.test_job_flow import mutation
 from tests.test_subscriptions import wait_for_subscribers
 
@@ -74,6 +75,30 @@ async def test_a_subscriber_connected_through_a_redis_restart_gets_every_final_o
     cursors = [e["changeCursor"] for e in events]
     assert cursors == sorted(cursors)
     assert fault_app.app.state.bus.catch_ups >= 1
+
+
+async def test_a_resuming_client_gets_the_current_progress_of_a_running_job(
+    fault_app: RunningApp, workers: Workers, engine: AsyncEngine
+) -> None:
+    await load_demo_county(engine, "BIGCO", 5000, seed=3)
+    job_id = await export_job(fault_app, "BIGCO")
+    worker = workers.start()
+    await wait_for_progress(fault_app, job_id)
+    # Frozen mid-run: no tick can arrive live, so what the client gets is the replay's.
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        query = "query($id: ID!) { job(id: $id) { status version changeCursor } }"
+        now = (await gql_data(fault_app.url, query, {"id": job_id}))["job"]
+        async with engine.connect() as conn:
+            logged = await conn.scalar(text("SELECT max(version) FROM job_changes"))
+        async with subscribe(fault_app.ws_url, FEED, {"after": now["changeCursor"]}) as sub:
+            (event,) = await feed_until(sub, lambda ev: len(ev) == 1, timeout=10)
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    assert now["status"] == "RUNNING" and now["version"] > logged
+    assert event == {"id": job_id, **now}
+    (final,) = await wait_until_final(engine, 1, timeout=90)
+    assert final["status"] == "COMPLETED"
 
 
 # -- the fault run ------------------------------------------------------------------------
