@@ -20,6 +20,7 @@ from jobs.lifecycle import parse_job_id
 from jobs.maintenance import maintain
 from jobs.registry import KINDS
 from jobs.spec import JobKind
+from jobs.table import JobStatus
 from tests.builders import issue_token
 from tests.conftest import RunningApp, WorkerControl, serve_app
 from tests.graphql_client import bearer, gql, gql_data, subscribe
@@ -129,6 +130,12 @@ async def test_a_writer_holds_the_change_lock_to_commit_so_a_reader_never_skips_
         (held_job["id"], held_seq),
         (other_job["id"], held_seq + 1),
     ]
+    # A compare-and-set that matches nothing takes neither the lock nor a number.
+    missed = await lifecycle.transition(
+        spec, parse_job_id(other_job["id"]), [JobStatus.RUNNING], message="too late"
+    )
+    assert missed is None
+    assert (await submit(app_server))["changeCursor"] == encode_cursor(held_seq + 2)
 
 
 async def test_a_client_resuming_after_an_api_restart_gets_exactly_what_it_missed(

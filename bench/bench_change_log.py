@@ -1,0 +1,131 @@
+"""Hand-run benchmark of what the change log costs a job state change.
+
+    python bench/bench_change_log.py                 # 8 writers x 250 changes, 3 repeats
+    python bench/bench_change_log.py --writers 1     # no contention: the per-change cost
+
+Every logged state change is one statement (a data-modifying CTE: the job row's UPDATE and
+its `job_changes` row) and takes the writers' advisory lock just before drawing its number,
+holding it to commit, so numbers are handed out in commit order (see jobs/changes.py). The
+price is that concurrent state changes commit one at a time. This measures state changes
+per second from concurrent writers, each in its own transaction on its own jobs, for:
+
+- baseline: the bare compare-and-set UPDATE ... RETURNING, as before the change log;
+- log, no lock: the same with the log row and a bare `nextval` (not safe: shows the insert);
+- log + lock: what `Lifecycle.transition` runs.
+
+The ratio to the baseline (same run, same rows) is what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _support import (
+    DEFAULT_SERVER_URL,
+    print_machine,
+    print_table,
+    scratch_database,
+    server_version,
+)
+
+from app.db import SessionFactory, create_engine, create_session_factory
+from jobs.changes import CHANGE_SEQ, next_change_seq, with_change_log
+from jobs.registry import KINDS
+from jobs.spec import JobKind
+
+SPEC = KINDS[JobKind.REPORT]
+MODEL = SPEC.model
+
+
+async def _make_jobs(sessions: SessionFactory, count: int) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    async with sessions.begin() as session:
+        await session.execute(
+            insert(MODEL),
+            [
+                {
+                    "id": job_id,
+                    "county_id": "BENCH",
+                    "owner": "bench",
+                    "report_type": "assessment_roll",
+                    "change_seq": 0,
+                }
+                for job_id in ids
+            ],
+        )
+    return ids
+
+
+def _statement(variant: str, job_id: uuid.UUID, n: int) -> Any:
+    change = (
+        update(MODEL)
+        .where(MODEL.id == job_id, MODEL.status == "PENDING")
+        .values(version=MODEL.version + 1, updated_at=func.now(), message=f"change {n}")
+    )
+    if variant == "baseline":
+        return change.returning(MODEL)
+    if variant == "log + lock":
+        seq = next_change_seq()
+    else:
+        seq = select(CHANGE_SEQ.next_value()).scalar_subquery()
+    return with_change_log(SPEC, change.values(change_seq=seq))
+
+
+async def _writer(sessions: SessionFactory, variant: str, job_id: uuid.UUID, changes: int) -> None:
+    for n in range(changes):
+        async with sessions.begin() as session:
+            stmt = _statement(variant, job_id, n).execution_options(synchronize_session=False)
+            (await session.execute(stmt)).scalar_one()
+
+
+async def _run(url: str, variant: str, writers: int, changes: int) -> float:
+    engine = create_engine(url, pool_size=writers)
+    sessions = create_session_factory(engine)
+    try:
+        ids = await _make_jobs(sessions, writers)
+        started = time.perf_counter()
+        await asyncio.gather(*(_writer(sessions, variant, job, changes) for job in ids))
+        return writers * changes / (time.perf_counter() - started)
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--changes", type=int, default=250, help="per writer")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    variants = ["baseline", "log, no lock", "log + lock"]
+    with scratch_database(args.server_url, "tf_bench_changes") as url:
+        print_machine({"database": asyncio.run(server_version(url))})
+        rates: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(args.repeats):
+            for variant in variants:
+                rates[variant].append(asyncio.run(_run(url, variant, args.writers, args.changes)))
+    base = statistics.median(rates["baseline"])
+    print(f"{args.writers} writers x {args.changes} state changes, {args.repeats} repeats")
+    print_table(
+        ["variant", "best changes/s", "median changes/s", "median / baseline"],
+        [
+            [v, max(r), statistics.median(r), f"{statistics.median(r) / base:.2f}"]
+            for v, r in rates.items()
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
