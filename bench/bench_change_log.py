@@ -13,7 +13,11 @@ per second from concurrent writers, each in its own transaction on its own jobs,
 - log, no lock: the same with the log row and a bare `nextval` (not safe: shows the insert);
 - log + lock: what `Lifecycle.transition` runs.
 
-The ratio to the baseline (same run, same rows) is what to compare across machines.
+The ratio to the baseline (same run, same rows) is what to compare across machines. With
+`--raw` the same statements (compiled once, with their values inlined) run on bare asyncpg
+connections, without SQLAlchemy's per-statement Python work, which shows the database's
+own cost: the lock makes logged changes commit one at a time, so their rate is about one
+over the commit (WAL flush) time, whatever the number of writers.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -90,13 +97,35 @@ async def _writer(sessions: SessionFactory, variant: str, job_id: uuid.UUID, cha
             (await session.execute(stmt)).scalar_one()
 
 
-async def _run(url: str, variant: str, writers: int, changes: int) -> float:
+async def _raw_writer(url: str, variant: str, job_id: uuid.UUID, changes: int) -> None:
+    sql = str(
+        _statement(variant, job_id, 0).compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host, port=parsed.port, user=parsed.username, database=parsed.database
+    )
+    try:
+        for _ in range(changes):
+            async with conn.transaction():
+                assert await conn.fetchrow(sql) is not None
+    finally:
+        await conn.close()
+
+
+async def _run(url: str, variant: str, writers: int, changes: int, raw: bool) -> float:
     engine = create_engine(url, pool_size=writers)
     sessions = create_session_factory(engine)
     try:
         ids = await _make_jobs(sessions, writers)
         started = time.perf_counter()
-        await asyncio.gather(*(_writer(sessions, variant, job, changes) for job in ids))
+        if raw:
+            work = [_raw_writer(url, variant, job, changes) for job in ids]
+        else:
+            work = [_writer(sessions, variant, job, changes) for job in ids]
+        await asyncio.gather(*work)
         return writers * changes / (time.perf_counter() - started)
     finally:
         await engine.dispose()
@@ -108,6 +137,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--changes", type=int, default=250, help="per writer")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--raw", action="store_true", help="bare asyncpg, no SQLAlchemy")
     args = parser.parse_args()
     variants = ["baseline", "log, no lock", "log + lock"]
     with scratch_database(args.server_url, "tf_bench_changes") as url:
@@ -115,9 +145,11 @@ def main() -> None:
         rates: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(args.repeats):
             for variant in variants:
-                rates[variant].append(asyncio.run(_run(url, variant, args.writers, args.changes)))
+                rate = asyncio.run(_run(url, variant, args.writers, args.changes, args.raw))
+                rates[variant].append(rate)
     base = statistics.median(rates["baseline"])
-    print(f"{args.writers} writers x {args.changes} state changes, {args.repeats} repeats")
+    path = "bare asyncpg" if args.raw else "SQLAlchemy, as the lifecycle runs them"
+    print(f"{args.writers} writers x {args.changes} state changes, {args.repeats} repeats, {path}")
     print_table(
         ["variant", "best changes/s", "median changes/s", "median / baseline"],
         [
