@@ -129,7 +129,9 @@ def decode_cursor(cursor: str, field: str) -> int:
     return int(cursor, 16)
 
 
-async def check_cursor(sessions: SessionFactory, seq: int, retention_hours: float) -> None:
+async def check_cursor(
+    sessions: SessionFactory, seq: int, retention_hours: float | None = None
+) -> None:
     """CursorExpired when changes after `seq` may have been pruned.
 
     Pruning removes a prefix of the log, so every change after `seq` is still there as long
@@ -138,9 +140,10 @@ async def check_cursor(sessions: SessionFactory, seq: int, retention_hours: floa
     async with sessions() as session:
         oldest = await session.scalar(select(func.min(JobChange.seq)))
     if oldest is not None and seq < oldest - 1:
+        kept = "" if retention_hours is None else f" (EVENT_RETENTION_HOURS={retention_hours:g})"
         raise CursorExpired(
-            f"the cursor is older than the change log keeps (EVENT_RETENTION_HOURS="
-            f"{retention_hours:g}); list the jobs again and continue after their changeCursor"
+            f"the cursor is older than the change log keeps{kept}; list the jobs again and "
+            "continue after their changeCursor"
         )
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, select, tuple_, union_all
 
-from app.config import Settings
 from app.db import SessionFactory
 from jobs.access import ADMIN, Caller, Forbidden
 from jobs.change_feed import ChangeFilter, latest_changes, log_end
@@ -107,7 +106,7 @@ async def list_jobs(
     created_before: dt.datetime | None = None,
     owner: str | None = None,
     changed_after: str | None = None,
-    settings: Settings | None = None,
+    retention_hours: float | None = None,
 ) -> JobPage:
     """The caller's jobs (everyone's for admin) of the kinds it may read.
 
@@ -151,7 +150,7 @@ async def list_jobs(
             decode_change_cursor(changed_after, "changedAfter"),
             None if after is None else decode_change_cursor(after, "after"),
             first,
-            settings.event_retention_hours if settings else 72.0,
+            retention_hours,
         )
     position = decode_cursor(after, order) if after is not None else None
     parts = []
@@ -209,7 +208,7 @@ async def _changed_jobs(
     changed_after: int,
     after: int | None,
     first: int,
-    retention_hours: float,
+    retention_hours: float | None,
 ) -> JobPage:
     """Jobs whose latest change is after the cursor, oldest change first.
 

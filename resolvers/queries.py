@@ -142,7 +142,7 @@ class Query:
                 created_before=created_before,
                 owner=owner,
                 changed_after=changed_after,
-                settings=info.context.settings,
+                retention_hours=info.context.settings.event_retention_hours,
             )
         edges = [
             JobEdge(cursor=cursor, node=job_from_snapshot(snap))

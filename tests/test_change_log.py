@@ -242,6 +242,12 @@ async def test_polling_jobs_changed_after_a_cursor(app_server: RunningApp, count
     assert not rest["pageInfo"]["hasNextPage"]
     quiet = await gql_data(app_server.url, query, {"c": rest["pageInfo"]["endCursor"]})
     assert quiet["jobs"]["edges"] == [] and quiet["jobs"]["totalCount"] == 0
+    ordered = await gql(
+        app_server.url,
+        "query($c: String) { jobs(changedAfter: $c, orderBy: {field: UPDATED}) { totalCount } }",
+        {"c": first["changeCursor"]},
+    )
+    assert ordered["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "orderBy"}
 
 
 @pytest.mark.parametrize("cursor", ["12", "not a cursor", "zzzzzzzzzzzzzzzz"])
