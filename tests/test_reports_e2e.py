@@ -405,6 +405,38 @@ async def test_price_trend_quarters_match_sql_and_groups_add_up(
         assert point["averagePrice"] == pytest.approx(row[4], rel=REL)
 
 
+async def test_sales_filter_reads_only_the_zip_codes_and_neighborhoods_asked_for(
+    app_server: RunningApp, worker: WorkerControl, county: str, engine: AsyncEngine
+) -> None:
+    (zip_code, neighborhood), *_ = await rows(
+        engine,
+        f"SELECT p.zip_code, p.neighborhood {SELECTED_SALES} AND p.zip_code IS NOT NULL"
+        " AND p.neighborhood IS NOT NULL GROUP BY 1, 2 ORDER BY count(*) DESC",
+        county=county,
+    )
+    selection = {"zipCodes": [zip_code], "neighborhoods": [neighborhood]}
+    updates = await run_and_watch(
+        app_server,
+        worker,
+        "runMarketAnalysis",
+        {
+            "analysisType": "PRICE_TREND",
+            "countyId": county,
+            "parameters": {"priceTrend": {"period": "QUARTER", "sales": selection}},
+        },
+        TRANSPORT_WS,
+    )
+    assert_lifecycle(updates)
+    trends = (await details(app_server, MARKET, updates[-1]["id"]))["result"]["trends"]
+    sql = QUARTERS.format(group="", group_by="").replace(
+        "GROUP BY", "AND p.zip_code = :zip AND p.neighborhood = :hood GROUP BY"
+    )
+    expected = await rows(engine, sql, county=county, zip=zip_code, hood=neighborhood)
+    everything = await rows(engine, f"SELECT count(*) {SELECTED_SALES}", county=county)
+    assert 0 < sum(r[1] for r in expected) < everything[0][0]
+    assert [(t["period"], t["salesVolume"]) for t in trends] == [(r[0], r[1]) for r in expected]
+
+
 # ---------------------------------------------------------------------------------------------
 # Time adjustment
 
