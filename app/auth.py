@@ -1,8 +1,10 @@
 """API tokens: created by the CLI, stored as SHA-256 hashes, looked up on every request.
 
 A token is shown once, when it is created; the database keeps only its hash, so a leaked
-database does not leak usable tokens. Lookups go to PostgreSQL each time (one indexed row),
-which is what makes `terrafusion token revoke` take effect on the next request.
+database does not leak usable tokens. `authenticate` asks PostgreSQL (one indexed row);
+`TokenCache` reuses an answer for `TOKEN_CACHE_SECONDS` at most, so `terrafusion token
+revoke` stops an HTTP caller within that long. Websockets re-check with `authenticate`
+itself every `WS_AUTH_RECHECK_SECONDS`, so the cache never lengthens their grace.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import DateTime, String, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import SessionFactory
@@ -38,6 +43,10 @@ class ApiToken(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuthUnavailable(Exception):
+    """The token store (PostgreSQL) cannot be asked now: SERVICE_UNAVAILABLE, retry."""
 
 
 class TokenError(ValueError):
@@ -105,13 +114,47 @@ async def revoke_token(sessions: SessionFactory, name: str) -> None:
 
 
 async def authenticate(sessions: SessionFactory, token: str | None) -> Caller | None:
-    """The caller a token belongs to; None when missing, malformed, unknown or revoked."""
+    """The caller a token belongs to; None when missing, malformed, unknown or revoked.
+
+    Raises AuthUnavailable when PostgreSQL cannot answer.
+    """
     if not token or not TOKEN_PATTERN.match(token):
         return None
-    async with sessions() as session:
-        row = await session.scalar(
-            select(ApiToken).where(
-                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+    try:
+        async with sessions() as session:
+            row = await session.scalar(
+                select(ApiToken).where(
+                    ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+                )
             )
-        )
+    except (OSError, DBAPIError, PoolTimeout, TimeoutError) as exc:
+        raise AuthUnavailable(f"the token store is unavailable: {type(exc).__name__}") from exc
     return Caller.of(row.name, row.permissions) if row is not None else None
+
+
+class TokenCache:
+    """`authenticate`'s answers (refusals too) reused for `ttl` seconds; `size` tokens at most.
+
+    Keyed by the token's hash, so the process holds no more usable secrets than it must.
+    """
+
+    def __init__(self, sessions: SessionFactory, ttl: float, size: int = 10_000) -> None:
+        self.sessions = sessions
+        self.ttl = ttl
+        self.size = size
+        self._answers: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
+
+    async def caller(self, token: str | None) -> Caller | None:
+        if self.ttl <= 0 or not token or not TOKEN_PATTERN.match(token):
+            return await authenticate(self.sessions, token)
+        key = hash_token(token)
+        now = time.monotonic()
+        cached = self._answers.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        caller = await authenticate(self.sessions, token)
+        self._answers[key] = (now + self.ttl, caller)
+        self._answers.move_to_end(key)
+        while len(self._answers) > self.size:
+            self._answers.popitem(last=False)
+        return caller

@@ -260,6 +260,7 @@ def _spawn_worker(services: Services, data_dir: str) -> subprocess.Popen[bytes]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.migrate import upgrade
+    from app.websocket_server import server_options
 
     try:
         listener = _listen(args.host, args.port)
@@ -280,7 +281,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM once it has shut down; exiting through Python instead of
         # the default handler lets the `finally` below stop the worker and embedded servers.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        _run_uvicorn(create_app(services.settings), listener, banner)
+        options = server_options(services.settings)
+        _run_uvicorn(create_app(services.settings), listener, banner, options)
     finally:
         listener.close()
         if worker is not None:
@@ -331,17 +333,17 @@ def _banner(services: Services, url: str) -> str:
         kept = services.settings.data_dir / LOCAL_ADMIN_FILE
         return (
             f"TerraFusion Jobs: dashboard at {site}/#token={token}\n"
-            f"TerraFusion Jobs: GraphiQL at {url}?token={token}\n"
+            f"TerraFusion Jobs: GraphiQL at {url}#token={token}\n"
             f"local admin token (kept in {kept}):\n{token}"
         )
     return (
         f"TerraFusion Jobs: dashboard at {site}/ (sign in with a token)\n"
-        f"TerraFusion Jobs: GraphiQL at {url}?token=<token> "
+        f"TerraFusion Jobs: GraphiQL at {url}#token=<token> "
         "(create one: terrafusion token create --name NAME --permissions admin)"
     )
 
 
-def _run_uvicorn(app: Any, listener: socket.socket, banner: str) -> None:
+def _run_uvicorn(app: Any, listener: socket.socket, banner: str, options: dict[str, Any]) -> None:
     """uvicorn on our socket, with our logging; the banner is printed once it accepts
     connections, so it comes after the start-up lines and stays in view."""
     import uvicorn
@@ -352,7 +354,7 @@ def _run_uvicorn(app: Any, listener: socket.socket, banner: str) -> None:
             if self.started:
                 print(banner, flush=True)
 
-    config = uvicorn.Config(app, log_config=None, log_level=None, lifespan="on")
+    config = uvicorn.Config(app, log_config=None, log_level=None, lifespan="on", **options)
     Server(config).run(sockets=[listener])
 
 

@@ -70,15 +70,63 @@ class Settings(BaseSettings):
     )
     allowed_origins: str = Field(
         default="",
-        description="comma-separated origins (https://app.example.org) whose pages may open "
-        "websockets besides the server's own; * allows any",
+        description="comma-separated origins (https://app.example.org) whose pages may call "
+        "the API (CORS) and open websockets besides the server's own; * allows any",
     )
     graphiql: bool = Field(default=True, description="serve GraphiQL at GET /graphql")
     introspection: bool = Field(default=True, description="answer schema introspection")
-    max_query_depth: int = Field(default=12, ge=2)
-    max_aliases: int = Field(default=30, ge=0)
-    max_query_tokens: int = Field(default=2000, ge=100)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest HTTP body")
+    max_query_depth: int = Field(
+        default=12, ge=2, description="fields nested in fields, introspection aside"
+    )
+    max_aliases: int = Field(default=30, ge=0, description="aliased fields, fragments expanded")
+    max_query_fields: int = Field(
+        default=1000, ge=10, description="field selections once every fragment is expanded"
+    )
+    max_query_cost: int = Field(
+        default=5000,
+        ge=10,
+        description="each field 1; a field with `first: N` N times its selection",
+    )
+    max_field_overlaps: int = Field(
+        default=2000,
+        ge=10,
+        description="same-named fields in one selection that validation must compare, "
+        "weighted by their size",
+    )
+    max_query_tokens: int = Field(default=2000, ge=100, description="parser stops past this")
+    document_cache_size: int = Field(
+        default=256, ge=0, description="distinct documents kept parsed and validated"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest HTTP body or websocket message"
+    )
+    ws_init_max_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description="largest websocket message before connection_init is acknowledged",
+    )
+    token_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=10,
+        description="how long a token's validity is reused for HTTP requests; 0 disables",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the server's public base URL for links (https://jobs.county.gov); "
+        "default: the scheme and host of each request",
+    )
+    download_url_ttl_seconds: int = Field(
+        default=900, ge=10, le=7 * 86400, description="how long a signed file link works"
+    )
+    url_signing_secret: str | None = Field(
+        default=None,
+        description="HMAC key for download links; default: generated once into "
+        "data_dir/url-signing.secret",
+    )
+    metrics_token: str | None = Field(
+        default=None, description="when set, GET /metrics needs Authorization: Bearer <it>"
+    )
     max_subscriptions_per_connection: int = Field(default=10, ge=1)
     max_subscriptions_per_token: int = Field(default=100, ge=1)
     ws_init_timeout_seconds: float = Field(

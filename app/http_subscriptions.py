@@ -16,7 +16,6 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-from sqlalchemy.exc import DBAPIError
 from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -24,7 +23,7 @@ from strawberry.subscriptions import (
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
 
-from app.auth import authenticate
+from app.auth import AuthUnavailable, authenticate
 from app.db import SessionFactory
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def token_check(sessions: SessionFactory, token: str | None) -> TokenCheck:
     async def still_valid() -> bool:
         try:
             return await authenticate(sessions, token) is not None
-        except (OSError, DBAPIError) as exc:
+        except AuthUnavailable as exc:
             log.warning("could not re-check a subscription stream's token now: %s", exc)
             return True
 

@@ -1,55 +1,23 @@
 """Limits that keep one client from exhausting the API process.
 
-`query_limits` bounds what one GraphQL document may ask for (depth, aliases, tokens).
-
 `BodySizeLimit` refuses an oversized HTTP body with 413 before the GraphQL layer parses it:
 at once from `Content-Length`, or as soon as a streamed (chunked) body passes the limit, so
 a multi-megabyte body is never held in memory. `SubscriptionQuota` bounds the subscriptions
 one token holds across all its connections (Strawberry bounds those of one connection).
+What one document may ask for is app.query_limits' and app.documents' business.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from functools import partial
 
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
-from strawberry.extensions.query_depth_limiter import IgnoreContext
-
-from app.config import Settings
 
 
-def _introspection_field(context: IgnoreContext) -> bool:
-    """Introspection (GraphiQL's schema query is deep by nature) is not depth-limited."""
-    return context.field_name.startswith("__")
-
-
-def query_limits(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Depth, alias and token limits, and introspection only where it is wanted.
-
-    Factories, not instances: Strawberry builds fresh extensions for every request.
-    """
-    limits: list[Callable[[], SchemaExtension]] = [
-        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(
-            QueryDepthLimiter,
-            max_depth=settings.max_query_depth,
-            should_ignore=_introspection_field,
-        ),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
-    ]
-    if not settings.introspection:
-        limits.append(DisableIntrospection)
-    return limits
+def error_body(message: str, code: str) -> dict[str, object]:
+    """A GraphQL-shaped error body for refusals made outside GraphQL execution."""
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 class BodyTooLarge(Exception):
@@ -94,8 +62,12 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = PlainTextResponse(
-            f"request body larger than {self.max_bytes} bytes", status_code=413
+        response = JSONResponse(
+            error_body(
+                f"the request body is larger than {self.max_bytes} bytes (MAX_BODY_BYTES)",
+                "PAYLOAD_TOO_LARGE",
+            ),
+            status_code=413,
         )
         await response(scope, receive, send)
 

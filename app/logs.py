@@ -4,7 +4,8 @@ arq's, plain text for people or JSON (`LOG_FORMAT=json`) for log collectors.
 Two rules hold for every line, whoever wrote it:
 
 - no secret reaches a log: API tokens (and any `?token=` query value, uvicorn's access log
-  included) are redacted in the formatted line, exception text too;
+  included) and download links' `signature=` are redacted in the formatted line, exception
+  text too;
 - the console of `terrafusion serve` stays readable: arq narrates each run of every job,
   the maintenance cron's too (every 2 s). Our worker writes one line per job start and
   finish itself, so arq's per-run lines are demoted to DEBUG.
@@ -25,7 +26,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 REDACTED = "[redacted]"
 _SECRETS = re.compile(
-    r"(?P<query>(?<=[?&;])(?:access_)?token=)[^&\s\"'#]+"
+    r"(?P<query>(?<=[?&;])(?:(?:access_)?token|signature)=)[^&\s\"'#]+"
     r"|(?P<bearer>(?i:bearer)\s+)[^\s\"',]+"
     r"|\btf_[A-Za-z0-9_-]{8,}"
 )

@@ -5,52 +5,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from cross_web import HTTPException
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import (
-    FileResponse,
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-)
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import DisableIntrospection
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from app.auth import TOKEN_PATTERN, authenticate, bearer_token
+from app.auth import AuthUnavailable, TokenCache, authenticate, bearer_token
 from app.config import Settings
+from app.cors import CORS
 from app.dashboard import dashboard
 from app.db import create_engine, create_session_factory
+from app.documents import DocumentCache, QueryLimits, checked_documents
+from app.downloads import DownloadSigner, result_file, signing_secret
 from app.events import EventBus
+from app.graphiql import graphiql_page
 from app.http_subscriptions import (
     CONTENT_TYPE,
     SUBSCRIPTION_PROTOCOLS,
     end_when_revoked,
     token_check,
 )
-from app.limits import BodySizeLimit, SubscriptionQuota, query_limits
+from app.limits import BodySizeLimit, SubscriptionQuota, error_body
 from app.metrics import Metrics
+from app.websocket_handlers import BoundedWebSocketAdapter, LegacyWSHandler, TransportWSHandler
+from app.websocket_server import raise_message_limit
 from jobs.access import ANONYMOUS_ADMIN
 from jobs.lifecycle import Lifecycle
+from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from schema.schema import build_schema
@@ -59,11 +66,24 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI view with authentication over HTTP and both websocket protocols."""
+    """Strawberry's ASGI view with authentication over HTTP and both websocket protocols.
+
+    Every document goes through app.documents (parsed, measured and validated once per
+    distinct text); every malformed request is a 400 with a JSON `errors` body.
+    """
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = BoundedWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, settings: Settings) -> None:
+        schema = build_schema(extensions=[] if settings.introspection else [DisableIntrospection])
+        self.documents = DocumentCache(
+            schema._schema, QueryLimits.of(settings, MAX_PAGE), settings.document_cache_size
+        )
+        schema.extensions = (*schema.extensions, checked_documents(self.documents))
         super().__init__(
-            build_schema(extensions=query_limits(settings)),
+            schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             connection_init_wait_timeout=dt.timedelta(seconds=settings.ws_init_timeout_seconds),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
@@ -71,6 +91,53 @@ class GraphQLApp(GraphQL[Context, None]):
             subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         )
         self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response: Response
+        try:
+            response = cast(Response, await self.run(Request(scope, receive)))
+        except HTTPException as exc:
+            code = HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+            response = JSONResponse(error_body(exc.reason, code), status_code=exc.status_code)
+        except AuthUnavailable:
+            response = unavailable()
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON as the client sent it; anything json.loads cannot take is a JSONDecodeError.
+
+        Strawberry turns that into a 400 (HTTP) or a 4400 close (websockets); left alone,
+        a body that is not UTF-8, nests past Python's recursion limit or holds a number of
+        more than 4300 digits would end in a 500 or a dead connection.
+        """
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("the body is not UTF-8 text", "", 0) from None
+        except RecursionError:
+            raise json.JSONDecodeError("the JSON nests too deeply", "", 0) from None
+        except ValueError as exc:
+            raise json.JSONDecodeError(f"the JSON cannot be read: {exc}", "", 0) from None
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A body, or GET's `variables`/`extensions`: a JSON object (a list for a batch)."""
+        try:
+            value = self.decode_json(data)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {exc.msg}") from None
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, f"expected a JSON object, not {type(value).__name__}")
+        return value
+
+    def parse_query_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """GET's parameters; `variables=null` (some clients send it) means none."""
+        given = {k: v for k, v in params.items() if not (k in NULLABLE and v == "null")}
+        return super().parse_query_params(given)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -83,42 +150,59 @@ class GraphQLApp(GraphQL[Context, None]):
             lifecycle=state.lifecycle,
             bus=state.bus,
             quota=state.quota,
+            tokens=state.tokens,
+            signer=state.signer,
         )
         if isinstance(request, WebSocket):
             request.state.guard = asyncio.create_task(self._guard(context))
         elif not self.settings.auth_disabled:
             context.token = bearer_token(request.headers)
-            context.caller = await authenticate(context.sessions, context.token)
+            context.caller = await state.tokens.caller(context.token)
         return context
 
     async def create_websocket_response(
         self, request: WebSocket, subprotocol: str | None
     ) -> WebSocket:
         request.state.subprotocol = subprotocol
+        request.state.max_message_bytes = self.settings.ws_init_max_bytes
         return await super().create_websocket_response(request, subprotocol)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        """Accept `connection_init` only with a valid token (close 4403 / connection_error)."""
+        """Accept `connection_init` only with a valid token (close 4403 / connection_error).
+
+        Then, and only then, the connection may send messages up to MAX_BODY_BYTES.
+        """
+        ws = context.request
+        assert isinstance(ws, WebSocket)
         if self.settings.auth_disabled:
             context.caller = ANONYMOUS_ADMIN
-            context.initialised = True
-            return None
-        params = context.connection_params or {}
-        token = params.get("token")
-        context.token = bearer_token(params) or (token if isinstance(token, str) else None)
-        context.caller = await authenticate(context.sessions, context.token)
-        if context.caller is None:
-            raise ConnectionRejectionError(
-                {"message": "send a valid token in connection_init", "code": "UNAUTHENTICATED"}
-            )
+        else:
+            params = context.connection_params or {}
+            token = params.get("token")
+            context.token = bearer_token(params) or (token if isinstance(token, str) else None)
+            try:
+                context.caller = await authenticate(context.sessions, context.token)
+            except AuthUnavailable:
+                raise ConnectionRejectionError(
+                    {
+                        "message": "the database is unavailable; try again shortly",
+                        "code": "SERVICE_UNAVAILABLE",
+                    }
+                ) from None
+            if context.caller is None:
+                raise ConnectionRejectionError(
+                    {"message": "send a valid token in connection_init", "code": "UNAUTHENTICATED"}
+                )
         context.initialised = True
+        raise_message_limit(ws, self.settings.max_body_bytes)
         return None
 
     async def _guard(self, context: Context) -> None:
         """Close a websocket that never initialises, or whose token is revoked while open.
 
         Strawberry enforces the init timeout for graphql-transport-ws only; this covers the
-        legacy protocol too, and re-checks the token so a revoked one is cut off even while
+        legacy protocol too, and re-checks the token (in the database itself, not the
+        token cache) so a revoked one is cut off within WS_AUTH_RECHECK_SECONDS even while
         its subscriptions just wait for events.
         """
         ws = context.request
@@ -136,7 +220,7 @@ class GraphQLApp(GraphQL[Context, None]):
             await asyncio.sleep(self.settings.ws_auth_recheck_seconds)
             try:
                 caller = await authenticate(context.sessions, context.token)
-            except (OSError, DBAPIError) as exc:
+            except AuthUnavailable as exc:
                 log.warning("could not re-check a websocket's token now: %s", exc)
                 continue
             if caller is None and _open(ws):
@@ -171,37 +255,23 @@ class GraphQLApp(GraphQL[Context, None]):
         return await super().create_streaming_response(request, stream, sub_response, headers)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL; with `?token=`, every request and subscription it sends carries it.
-
-        Its scripts and styles are served from /static/graphiql (the same files, byte for
-        byte, so the page's integrity hashes still hold): an office network that cannot
-        reach unpkg.com still gets a working GraphiQL.
-        """
-        html = self.graphql_ide_html
-        for remote, local in GRAPHIQL_ASSETS.items():
-            html = html.replace(f"https://unpkg.com/{remote}", f"/static/graphiql/{local}")
-        token = request.query_params.get("token", "")
-        if TOKEN_PATTERN.match(token):
-            headers = json.dumps({"Authorization": f"Bearer {token}"})
-            html = html.replace("const defaultHeaders = {};", f"const defaultHeaders = {headers};")
-            html = html.replace(
-                "subscriptionUrl,\n",
-                "subscriptionUrl,\n        wsConnectionParams: defaultHeaders,\n",
-            )
-        return HTMLResponse(html)
+        return graphiql_page(request)
 
 
-GRAPHIQL_ASSETS = {
-    "react@18.2.0/umd/react.production.min.js": "react.production.min.js",
-    "react-dom@18.2.0/umd/react-dom.production.min.js": "react-dom.production.min.js",
-    "js-cookie@3.0.5/dist/js.cookie.min.js": "js.cookie.min.js",
-    "graphiql@3.8.3/graphiql.min.css": "graphiql.min.css",
-    "graphiql@3.8.3/graphiql.min.js": "graphiql.min.js",
-    "@graphiql/plugin-explorer@1.0.2/dist/style.css": "plugin-explorer.css",
-    "@graphiql/plugin-explorer@1.0.2/dist/index.umd.js": "plugin-explorer.umd.js",
-}
-"""Strawberry's GraphiQL page's CDN files -> our copies in app/static/graphiql."""
+NULLABLE = ("variables", "extensions")
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+"""`extensions.code` of the view's HTTP-level refusals."""
 STATIC_DIR = Path(__file__).with_name("static")
+
+
+def unavailable() -> Response:
+    return JSONResponse(
+        error_body(
+            "the database or queue is unavailable; try again shortly", "SERVICE_UNAVAILABLE"
+        ),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
 
 
 def _open(ws: WebSocket) -> bool:
@@ -217,6 +287,16 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text; with METRICS_TOKEN set, only for `Authorization: Bearer <it>`."""
+    expected = request.app.state.settings.metrics_token
+    if expected and not hmac.compare_digest(
+        (bearer_token(request.headers) or "").encode(), expected.encode()
+    ):
+        return JSONResponse(
+            error_body("send METRICS_TOKEN as Authorization: Bearer <token>", "UNAUTHENTICATED"),
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     registry: CollectorRegistry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -241,41 +321,29 @@ async def healthz(request: Request) -> Response:
     )
 
 
-async def result_file(request: Request) -> Response:
-    """Stream one of a job's files; only names the job's result lists are served.
-
-    It needs the token that may read the job (the header, or `?token=` so a browser link
-    works): 401 without a valid one, 404 for a job the caller may not see, as for no job.
-    """
-    settings: Settings = request.app.state.settings
-    caller = ANONYMOUS_ADMIN
-    if not settings.auth_disabled:
-        token = bearer_token(request.headers) or request.query_params.get("token")
-        found = await authenticate(request.app.state.sessions, token)
-        if found is None:
-            return PlainTextResponse(
-                "a valid token is required", status_code=401, headers={"WWW-Authenticate": "Bearer"}
-            )
-        caller = found
-    name = request.path_params["name"]
-    try:
-        job_id = uuid.UUID(request.path_params["job_id"])
-    except ValueError:
-        return PlainTextResponse("not found", status_code=404)
-    snap = await request.app.state.lifecycle.get(job_id, caller=caller)
-    files = _result_files(snap["result"]) if snap and snap.get("result") else []
-    match = next((f for f in files if f["name"] == name), None)
-    path = settings.resolved_results_dir / str(job_id) / name
-    if match is None or not path.is_file():
-        return PlainTextResponse("not found", status_code=404)
-    return FileResponse(path, media_type=match["content_type"], filename=name)
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method a route lacks), as JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+    return JSONResponse(
+        error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+    )
 
 
-def _result_files(result: dict[str, Any]) -> list[dict[str, Any]]:
-    files = list(result.get("files") or [])
-    if isinstance(result.get("file"), dict):
-        files.append(result["file"])
-    return files
+async def outage(request: Request, exc: Exception) -> Response:
+    """PostgreSQL or Redis unreachable outside GraphQL (file lookups): 503, retry."""
+    log.warning("service unavailable on %s: %s", request.url.path, exc)
+    return unavailable()
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug: the client gets a JSON reference to quote, the log the traceback under it."""
+    reference = uuid.uuid4().hex[:12]
+    log.error("internal error ref=%s on %s", reference, request.url.path, exc_info=exc)
+    return JSONResponse(
+        error_body(f"internal server error (reference {reference})", "INTERNAL_SERVER_ERROR"),
+        status_code=500,
+    )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -296,6 +364,10 @@ def create_app(settings: Settings) -> Starlette:
         app.state.metrics = Metrics(CollectorRegistry(), metric_kinds())
         app.state.lifecycle = Lifecycle(app.state.sessions, redis, settings, app.state.metrics)
         app.state.quota = SubscriptionQuota(settings.max_subscriptions_per_token)
+        app.state.tokens = TokenCache(app.state.sessions, settings.token_cache_seconds)
+        app.state.signer = DownloadSigner(
+            signing_secret(settings), settings.download_url_ttl_seconds
+        )
         try:
             yield
         finally:
@@ -307,7 +379,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/", dashboard),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql),  # the view answers other methods: JSON 405
             WebSocketRoute("/graphql", graphql),
             Route("/metrics", metrics),
             Route("/healthz", healthz),
@@ -315,5 +387,15 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(CORS, origins=settings.origins),
+            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers={
+            StarletteHTTPException: http_error,
+            OSError: outage,
+            DBAPIError: outage,
+            RedisError: outage,
+            Exception: internal_error,
+        },
     )

@@ -121,6 +121,10 @@ class Controls:
         if when is not None:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
+            try:
+                when = when.astimezone(dt.UTC)
+            except OverflowError:
+                raise BadInput("scheduledFor", "must lie between years 1 and 9999 in UTC") from None
             if when > dt.datetime.now(dt.UTC) + dt.timedelta(days=366):
                 raise BadInput("scheduledFor", "must be within a year from now")
         key = raw.get("idempotency_key")

@@ -74,8 +74,9 @@ def decode_cursor(cursor: str, order: JobOrder) -> tuple[dt.datetime, uuid.UUID]
     try:
         field, direction, at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         made_for = JobOrder(JobOrderField(field), OrderDirection(direction))
-        position = dt.datetime.fromisoformat(at), uuid.UUID(job_id)
-    except (ValueError, TypeError) as exc:
+        # In UTC now: a forged date that cannot be (year 0 or 10000) is no cursor either.
+        position = dt.datetime.fromisoformat(at).astimezone(dt.UTC), uuid.UUID(job_id)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BadInput("after", "is not a cursor returned by this API") from exc
     if made_for != order:
         raise BadInput(
@@ -89,7 +90,10 @@ def decode_cursor(cursor: str, order: JobOrder) -> tuple[dt.datetime, uuid.UUID]
 def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
     if value is not None and value.utcoffset() is None:
         raise BadInput(field, "must carry a UTC offset, e.g. 2026-01-31T00:00:00Z")
-    return value
+    try:
+        return value.astimezone(dt.UTC) if value is not None else None
+    except OverflowError:
+        raise BadInput(field, "must lie between years 1 and 9999 in UTC") from None
 
 
 async def list_jobs(

@@ -9,9 +9,10 @@ import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from app.auth import authenticate
+from app.auth import TokenCache
 from app.config import Settings
 from app.db import SessionFactory
+from app.downloads import DownloadSigner, download_url
 from app.events import EventBus
 from app.limits import SubscriptionQuota
 from jobs.access import ANONYMOUS_ADMIN, Caller, Unauthenticated
@@ -26,6 +27,8 @@ class Context:
     lifecycle: Lifecycle
     bus: EventBus
     quota: SubscriptionQuota
+    tokens: TokenCache
+    signer: DownloadSigner
     token: str | None = None
     """The bearer token of the request, or of the websocket's `connection_init`."""
     caller: Caller | None = None
@@ -38,15 +41,20 @@ class Context:
         """The authenticated caller, or Unauthenticated; the one gate every resolver passes.
 
         A websocket lives long, so its token is looked up again for every operation: a
-        token revoked mid-connection cannot start anything more.
+        token revoked mid-connection cannot start anything more once the token cache's
+        few seconds have passed. Raises AuthUnavailable when the database cannot say.
         """
         if self.settings.auth_disabled:
             return ANONYMOUS_ADMIN
         if isinstance(self.request, WebSocket):
-            self.caller = await authenticate(self.sessions, self.token)
+            self.caller = await self.tokens.caller(self.token)
         if self.caller is None:
             raise Unauthenticated("send a valid token: Authorization: Bearer <token>")
         return self.caller
+
+    def file_url(self, job_id: str, name: str) -> str:
+        """The absolute, signed download link of one of a job's files (see app.downloads)."""
+        return download_url(self.settings, self.signer, self.request, job_id, name)
 
 
 Info = strawberry.Info[Context, None]

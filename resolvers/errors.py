@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from graphql import GraphQLError
 
+from app.auth import AuthUnavailable
 from app.limits import TooManySubscriptions
 from jobs.access import Forbidden, Unauthenticated
 from jobs.changes import CursorExpired
@@ -37,3 +38,7 @@ def client_errors() -> Iterator[None]:
         raise user_error(str(exc), "CURSOR_EXPIRED") from None
     except TooManySubscriptions as exc:
         raise user_error(str(exc), "TOO_MANY_SUBSCRIPTIONS") from None
+    except AuthUnavailable:
+        raise user_error(
+            "the database is unavailable; try again shortly", "SERVICE_UNAVAILABLE"
+        ) from None

@@ -48,6 +48,8 @@ def build_object(cls: type, data: dict[str, Any]) -> Any:
     hints = _hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
+        if not f.init:  # a field with a resolver: computed when queried
+            continue
         if f.name in data:
             kwargs[f.name] = build(hints[f.name], data[f.name])
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -88,6 +88,13 @@ class Schema(strawberry.Schema):
                 where = _COERCION_PATH.search(error.message)
                 if where:
                     extensions["field"] = where.group(1)
+            elif error.path is None and (where := _COERCION_PATH.search(error.message)):
+                # A variable graphql-core could not coerce, even where its own suggestion
+                # code tripped over the value (an 'İ' once did): the client's input.
+                log.warning("variable coercion failed on %s: %r", where.group(1), original)
+                extensions["code"] = "BAD_USER_INPUT"
+                extensions["field"] = where.group(1)
+                error.original_error = None
             elif _is_outage(original):
                 reference = uuid.uuid4().hex[:12]
                 log.warning("service unavailable ref=%s: %s", reference, original)

@@ -40,13 +40,26 @@ class Interval:
     level: float
 
 
-@strawberry.type(description="A file a job wrote; download it from `url` with the same token.")
+def _signed_url(root: ResultFile, info: strawberry.Info) -> str:
+    job_id, name = root.url.removeprefix("/results/").split("/", 1)
+    return info.context.file_url(job_id, name)  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="A file a job wrote.")
 class ResultFile:
     name: str
-    url: str
+    url: strawberry.Private[str]
+    """As stored: `/results/<job id>/<name>`; clients get `download_url` as `url`."""
     content_type: str
     size_bytes: int
     row_count: int | None = None
+    download_url: str = strawberry.field(
+        name="url",
+        resolver=_signed_url,
+        description="An absolute download link that needs no token, valid for "
+        "DOWNLOAD_URL_TTL_SECONDS (15 minutes by default); ask again for a fresh one. "
+        "API clients may also GET /results/<job id>/<name> with their bearer token.",
+    )
 
 
 @strawberry.interface

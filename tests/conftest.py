@@ -35,6 +35,7 @@ from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Base
+from app.websocket_server import server_options
 from jobs.worker import run_worker
 from tests.builders import load_small_county
 
@@ -174,7 +175,14 @@ async def serve_app(settings: Settings, port: int | None = None) -> AsyncIterato
     free loopback port."""
     port = port or _free_port()
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **server_options(settings),
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

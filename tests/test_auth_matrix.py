@@ -23,7 +23,7 @@ from app.config import Settings
 from jobs.access import Caller
 from jobs.registry import KINDS
 from jobs.spec import JobKind
-from tests.builders import issue_token
+from tests.builders import finished_report, issue_token
 from tests.conftest import RunningApp
 from tests.graphql_client import LEGACY_WS, TRANSPORT_WS, bearer, gql, http_subscribe
 
@@ -75,16 +75,10 @@ class Fixture:
 
     async def completed_alice_job(self) -> str:
         """A finished job with one result file, as a worker would leave it."""
-        job_id = await self.alice_job()
-        spec, run = KINDS[JobKind.REPORT], uuid.uuid4()
-        folder = self.settings.resolved_results_dir / job_id
-        folder.mkdir(parents=True)
-        (folder / "roll.csv").write_text("parcel_id,value\nP1,100\n")
-        file = {"name": "roll.csv", "url": f"/results/{job_id}/roll.csv"}
-        file |= {"content_type": "text/csv", "size_bytes": 23}
-        await self.lifecycle.start(spec, uuid.UUID(job_id), run)
-        await self.lifecycle.complete(spec, uuid.UUID(job_id), run, {"files": [file]})
-        return job_id
+        files = {"roll.csv": ("text/csv", "parcel_id,value\nP1,100\n")}
+        return await finished_report(
+            self.lifecycle, self.settings.resolved_results_dir, ALICE, files
+        )
 
     async def query(self, role: str, query: str, field: str, **variables: Any) -> str:
         body = await gql(self.app.url, query, variables, **bearer(self.tokens[role]))

@@ -126,6 +126,9 @@ async def test_too_many_subscriptions_on_one_connection(
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert message["type"] == "error" and message["id"] == "4"
     assert "limit" in json.dumps(message["payload"])
+    payload = message["payload"]
+    errors = payload if isinstance(payload, list) else [payload]
+    assert errors[0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
 
 
 async def test_too_many_subscriptions_per_token_across_connections(
