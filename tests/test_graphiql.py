@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.graphiql import DEFAULT_DOCUMENT
 from app.main import STATIC_DIR
 from schema.schema import build_schema
-from tests.browser import FLAGS, WIDE, chromium_path
 from tests.builders import issue_token
+from tests.chromium_pages import FLAGS, WIDE, chromium_path
 from tests.conftest import RunningApp
 
 EDITOR = ".graphiql-query-editor .CodeMirror"
