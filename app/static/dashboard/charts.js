@@ -4,7 +4,8 @@ const NS = "http://www.w3.org/2000/svg";
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v));
+  for (const [k, v] of Object.entries(attrs))
+    if (v !== undefined && v !== null) node.setAttribute(k, String(v));
   for (const c of children) if (c) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return node;
 }
@@ -16,7 +17,8 @@ export function ticks(lo, hi, n = 5) {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw);
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    out.push(Number(v.toPrecision(12)));
   return out;
 }
 
@@ -50,8 +52,22 @@ function frame(title, xLabel, yLabel, xs, ys, { xFormat = compact, yFormat = com
     const anchor = i === xTicks.length - 1 && px(t) > W - P.right - 30 ? "end" : "middle";
     axes.append(svg("text", { x: px(t), y: H - P.bottom + 16, "text-anchor": anchor }, xFormat(t)));
   });
-  axes.append(svg("text", { x: (P.left + W - P.right) / 2, y: H - 6, "text-anchor": "middle", class: "label" }, xLabel));
-  axes.append(svg("text", { x: 12, y: (P.top + H - P.bottom) / 2, transform: `rotate(-90 12 ${(P.top + H - P.bottom) / 2})`, "text-anchor": "middle", class: "label" }, yLabel));
+  axes.append(
+    svg("text", { x: (P.left + W - P.right) / 2, y: H - 6, "text-anchor": "middle", class: "label" }, xLabel),
+  );
+  axes.append(
+    svg(
+      "text",
+      {
+        x: 12,
+        y: (P.top + H - P.bottom) / 2,
+        transform: `rotate(-90 12 ${(P.top + H - P.bottom) / 2})`,
+        "text-anchor": "middle",
+        class: "label",
+      },
+      yLabel,
+    ),
+  );
   root.append(axes);
   return { root, px, py };
 }
@@ -73,8 +89,14 @@ function extent(values, pad = 0) {
  */
 export function ratioScatter(points, median) {
   const kept = points.filter((p) => Number.isFinite(p.price) && Number.isFinite(p.ratio));
-  const xs = extent(kept.map((p) => p.price), 0.02);
-  const ys = extent(kept.map((p) => p.ratio), 0.05);
+  const xs = extent(
+    kept.map((p) => p.price),
+    0.02,
+  );
+  const ys = extent(
+    kept.map((p) => p.ratio),
+    0.05,
+  );
   const { root, px, py } = frame("Assessment ratio by sale price", "sale price", "ratio", xs, ys);
   let used = "";
   let trimmed = "";
@@ -86,8 +108,16 @@ export function ratioScatter(points, median) {
   root.append(svg("path", { d: used, class: "dots" }));
   root.append(svg("path", { d: trimmed, class: "dots trimmed" }));
   if (Number.isFinite(median)) {
-    root.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: py(median), y2: py(median), class: "median" }));
-    root.append(svg("text", { x: W - PAD.right - 4, y: py(median) - 6, "text-anchor": "end", class: "median-label" }, `median ${median.toFixed(3)}`));
+    root.append(
+      svg("line", { x1: PAD.left, x2: W - PAD.right, y1: py(median), y2: py(median), class: "median" }),
+    );
+    root.append(
+      svg(
+        "text",
+        { x: W - PAD.right - 4, y: py(median) - 6, "text-anchor": "end", class: "median-label" },
+        `median ${median.toFixed(3)}`,
+      ),
+    );
   }
   return root;
 }
@@ -120,7 +150,9 @@ export function trendLines(points, valueKey, yLabel) {
   const legend = svg("g", { class: "legend" });
   shown.forEach(([group, rows], gi) => {
     rows.sort((a, b) => index.get(a.period) - index.get(b.period));
-    const d = rows.map((r, i) => `${i ? "L" : "M"}${px(index.get(r.period)).toFixed(1)} ${py(r[valueKey]).toFixed(1)}`).join("");
+    const d = rows
+      .map((r, i) => `${i ? "L" : "M"}${px(index.get(r.period)).toFixed(1)} ${py(r[valueKey]).toFixed(1)}`)
+      .join("");
     root.append(svg("path", { d, class: "line", stroke: PALETTE[gi], "data-group": group }));
     const x = PAD.left + (gi % 4) * 146;
     const y = 8 + Math.floor(gi / 4) * 18;
@@ -158,7 +190,12 @@ export function featureMap(collection) {
   const all = rings.flat().concat(points);
   const width = 640;
   const height = 440;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "map", role: "img", "aria-label": `map of ${collection.features?.length ?? 0} features` });
+  const root = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    class: "map",
+    role: "img",
+    "aria-label": `map of ${collection.features?.length ?? 0} features`,
+  });
   root.append(svg("title", {}, `${collection.features?.length ?? 0} features`));
   if (!all.length) return root;
   const [lon0, lon1] = extent(all.map((c) => c[0]));
@@ -172,7 +209,9 @@ export function featureMap(collection) {
   const oy = (height - 30 - spanY * scale) / 2;
   const px = (lon) => ox + (lon - lon0) * k * scale;
   const py = (lat) => oy + (lat1 - lat) * scale;
-  const d = rings.map((r) => `M${r.map((c) => `${px(c[0]).toFixed(1)} ${py(c[1]).toFixed(1)}`).join("L")}Z`).join("");
+  const d = rings
+    .map((r) => `M${r.map((c) => `${px(c[0]).toFixed(1)} ${py(c[1]).toFixed(1)}`).join("L")}Z`)
+    .join("");
   root.append(svg("path", { d, class: "parcels", "fill-rule": "evenodd" }));
   if (points.length) {
     const dots = points.map((c) => `M${px(c[0]).toFixed(1)} ${py(c[1]).toFixed(1)}h0`).join("");

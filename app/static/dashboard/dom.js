@@ -89,7 +89,15 @@ export function table(headers, rows, attrs = {}) {
     el(
       "table",
       attrs,
-      el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          headers.map((h) => el("th", { scope: "col" }, h)),
+        ),
+      ),
       el("tbody", {}, rows),
     ),
   );

@@ -58,18 +58,32 @@ function build(schema, path, name, ref, description, defaultText, extras) {
   const fallback = parseLiteral(defaultText);
   const id = nextId(path);
 
-  if (t.kind === "INPUT_OBJECT") return inputObject(schema, path, name, type, t, description, fallback, extras);
+  if (t.kind === "INPUT_OBJECT")
+    return inputObject(schema, path, name, type, t, description, fallback, extras);
 
   if (t.kind === "ENUM" && t.list) {
     const chosen = new Set(Array.isArray(fallback) ? fallback : []);
     const boxes = type.enumValues.map((v) =>
-      el("label", { class: "check" }, el("input", { type: "checkbox", value: v.name, checked: chosen.has(v.name) }), ` ${v.name}`),
+      el(
+        "label",
+        { class: "check" },
+        el("input", { type: "checkbox", value: v.name, checked: chosen.has(v.name) }),
+        ` ${v.name}`,
+      ),
     );
-    const group = el("fieldset", { class: "field checks", "data-path": path, id }, el("legend", {}, `${label(name)}${t.required ? " *" : ""}`), boxes);
+    const group = el(
+      "fieldset",
+      { class: "field checks", "data-path": path, id },
+      el("legend", {}, `${label(name)}${t.required ? " *" : ""}`),
+      boxes,
+    );
     if (description) group.append(el("small", { class: "help" }, description));
     group.append(el("p", { class: "field-error", role: "alert", hidden: true }));
     const read = () => {
-      const values = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+      const values = boxes
+        .map((b) => b.querySelector("input"))
+        .filter((i) => i.checked)
+        .map((i) => i.value);
       if (!values.length && !t.required) return undefined;
       return values;
     };
@@ -77,8 +91,11 @@ function build(schema, path, name, ref, description, defaultText, extras) {
   }
 
   if (t.kind === "ENUM") {
-    const options = type.enumValues.map((v) => el("option", { value: v.name, title: v.description ?? "" }, v.name));
-    if (!t.required || fallback === undefined) options.unshift(el("option", { value: "" }, t.required ? "— choose —" : "— default —"));
+    const options = type.enumValues.map((v) =>
+      el("option", { value: v.name, title: v.description ?? "" }, v.name),
+    );
+    if (!t.required || fallback === undefined)
+      options.unshift(el("option", { value: "" }, t.required ? "— choose —" : "— default —"));
     const select = el("select", { id, name: path, required: t.required }, options);
     select.value = fallback ?? "";
     const read = () => {
@@ -94,10 +111,24 @@ function build(schema, path, name, ref, description, defaultText, extras) {
   if (t.name === "Boolean" && !t.list) {
     if (t.required || fallback !== undefined) {
       const box = el("input", { type: "checkbox", id, name: path, checked: fallback === true });
-      return { node: wrapper(path, name, description, box, { ...t, inline: true }), read: () => box.checked, control: box };
+      return {
+        node: wrapper(path, name, description, box, { ...t, inline: true }),
+        read: () => box.checked,
+        control: box,
+      };
     }
-    const select = el("select", { id, name: path }, el("option", { value: "" }, "— default —"), el("option", { value: "true" }, "yes"), el("option", { value: "false" }, "no"));
-    return { node: wrapper(path, name, description, select, t), read: () => (select.value ? select.value === "true" : undefined), control: select };
+    const select = el(
+      "select",
+      { id, name: path },
+      el("option", { value: "" }, "— default —"),
+      el("option", { value: "true" }, "yes"),
+      el("option", { value: "false" }, "no"),
+    );
+    return {
+      node: wrapper(path, name, description, select, t),
+      read: () => (select.value ? select.value === "true" : undefined),
+      control: select,
+    };
   }
 
   const known = t.kind === "SCALAR" && ["String", "ID", "Int", "Float", "Date", "DateTime"].includes(t.name);
@@ -121,14 +152,16 @@ function build(schema, path, name, ref, description, defaultText, extras) {
   }
 
   const attrs = { id, name: path, required: t.required, autocomplete: "off" };
-  if (NUMBER.has(t.name) && !t.list) Object.assign(attrs, { type: "number", step: t.name === "Int" ? "1" : "any", inputmode: "decimal" });
+  if (NUMBER.has(t.name) && !t.list)
+    Object.assign(attrs, { type: "number", step: t.name === "Int" ? "1" : "any", inputmode: "decimal" });
   else if (t.name === "Date") attrs.type = "date";
   else if (t.name === "DateTime") attrs.type = "datetime-local";
   else attrs.type = "text";
   if (t.list) attrs.placeholder = "comma-separated";
   if (extras.datalist?.[name]) attrs.list = extras.datalist[name];
   const input = el("input", attrs);
-  if (fallback !== undefined && fallback !== null) input.value = Array.isArray(fallback) ? fallback.join(", ") : String(fallback);
+  if (fallback !== undefined && fallback !== null)
+    input.value = Array.isArray(fallback) ? fallback.join(", ") : String(fallback);
   const read = () => {
     const text = input.value.trim();
     if (!text) {
@@ -138,10 +171,16 @@ function build(schema, path, name, ref, description, defaultText, extras) {
     const one = (s) => {
       if (!NUMBER.has(t.name)) return s;
       const n = Number(s);
-      if (!Number.isFinite(n) || (t.name === "Int" && !Number.isInteger(n))) throw new FieldError(path, `not ${t.name === "Int" ? "a whole number" : "a number"}`);
+      if (!Number.isFinite(n) || (t.name === "Int" && !Number.isInteger(n)))
+        throw new FieldError(path, `not ${t.name === "Int" ? "a whole number" : "a number"}`);
       return n;
     };
-    if (t.list) return text.split(",").map((s) => s.trim()).filter(Boolean).map(one);
+    if (t.list)
+      return text
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(one);
     if (t.name === "DateTime") return new Date(text).toISOString();
     return one(text);
   };
@@ -155,7 +194,15 @@ function inputObject(schema, path, name, type, t, description, fallback, extras)
   set.append(el("p", { class: "field-error", role: "alert", hidden: true }));
   const children = type.inputFields.map((f) => ({
     name: f.name,
-    ...build(schema, path ? `${path}.${f.name}` : f.name, f.name, f.type, f.description, f.defaultValue, extras),
+    ...build(
+      schema,
+      path ? `${path}.${f.name}` : f.name,
+      f.name,
+      f.type,
+      f.description,
+      f.defaultValue,
+      extras,
+    ),
   }));
 
   if (type.isOneOf) {
@@ -163,7 +210,12 @@ function inputObject(schema, path, name, type, t, description, fallback, extras)
     const choices = children.map((c) => el("option", { value: c.name }, label(c.name)));
     if (!t.required) choices.unshift(el("option", { value: "" }, "— defaults —"));
     const chooser = el("select", { id: nextId(path), "aria-label": `${label(name)}: which` }, choices);
-    const initial = fallback && typeof fallback === "object" ? Object.keys(fallback)[0] : t.required ? children[0]?.name : "";
+    const initial =
+      fallback && typeof fallback === "object"
+        ? Object.keys(fallback)[0]
+        : t.required
+          ? children[0]?.name
+          : "";
     chooser.value = initial ?? "";
     const show = () => {
       for (const c of children) c.node.hidden = c.name !== chooser.value;
@@ -210,14 +262,25 @@ export function runForm(schema, mutation, { shared, datalist }) {
   linkTypeToBranch(schema, inputType, fields);
 
   const formError = el("p", { class: "form-error", role: "alert", hidden: true });
-  const submit = el("button", { type: "submit", class: "primary" }, `Start ${label(mutation.name.replace(/^run/, ""))}`);
+  const submit = el(
+    "button",
+    { type: "submit", class: "primary" },
+    `Start ${label(mutation.name.replace(/^run/, ""))}`,
+  );
   const form = el(
     "form",
     { class: "run-form", novalidate: true, "data-mutation": mutation.name },
     mutation.description ? el("p", { class: "lead" }, mutation.description) : null,
     formError,
     main.map((f) => f.node),
-    more.length ? el("details", { class: "more" }, el("summary", {}, "More options"), more.map((f) => f.node)) : null,
+    more.length
+      ? el(
+          "details",
+          { class: "more" },
+          el("summary", {}, "More options"),
+          more.map((f) => f.node),
+        )
+      : null,
     el("div", { class: "actions" }, submit),
   );
 
@@ -295,7 +358,8 @@ function linkTypeToBranch(schema, inputType, fields) {
   driver.control.addEventListener("change", follow);
   oneOf.chooser.closest(".oneof").hidden = true;
   // The type is what the form is for: start on the first one, its parameters in view.
-  if (!driver.control.value) driver.control.value = driver.control.querySelector("option[value]:not([value=''])").value;
+  if (!driver.control.value)
+    driver.control.value = driver.control.querySelector("option[value]:not([value=''])").value;
   follow();
 }
 

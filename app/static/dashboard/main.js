@@ -38,18 +38,35 @@ function show() {
 }
 
 function signInView(problem) {
-  const input = el("input", { id: "token", type: "password", autocomplete: "off", required: true, spellcheck: false });
-  const error = el("p", { class: "field-error", id: "token-error", role: "alert", hidden: !problem }, problem ?? "");
+  const input = el("input", {
+    id: "token",
+    type: "password",
+    autocomplete: "off",
+    required: true,
+    spellcheck: false,
+  });
+  const error = el(
+    "p",
+    { class: "field-error", id: "token-error", role: "alert", hidden: !problem },
+    problem ?? "",
+  );
   input.setAttribute("aria-describedby", "token-help token-error");
   const form = el(
     "form",
     { class: "sign-in", novalidate: true },
     el("h1", {}, "Sign in"),
-    el("div", { class: "field", "data-path": "token" },
+    el(
+      "div",
+      { class: "field", "data-path": "token" },
       el("label", { for: "token" }, "API token"),
       input,
-      el("small", { class: "help", id: "token-help" }, "Paste the token from `terrafusion token create` (or the quick start's banner). It is kept for this browser tab only."),
-      error),
+      el(
+        "small",
+        { class: "help", id: "token-help" },
+        "Paste the token from `terrafusion token create` (or the quick start's banner). It is kept for this browser tab only.",
+      ),
+      error,
+    ),
     el("div", { class: "actions" }, el("button", { type: "submit", class: "primary" }, "Sign in")),
   );
   form.addEventListener("submit", async (event) => {
@@ -93,11 +110,19 @@ async function start(token) {
   } catch (exc) {
     api.close();
     if (exc instanceof GraphQLErrors && exc.code === "UNAUTHENTICATED") return false;
-    main.replaceChildren(el("p", { class: "form-error", role: "alert" }, `The server could not be reached: ${exc.message}`));
+    main.replaceChildren(
+      el("p", { class: "form-error", role: "alert" }, `The server could not be reached: ${exc.message}`),
+    );
     return true;
   }
   storeToken(token);
-  ctx = { api, schema, counties, signOut, refreshCounties: async () => (ctx.counties = await loadCounties(api)) };
+  ctx = {
+    api,
+    schema,
+    counties,
+    signOut,
+    refreshCounties: async () => (ctx.counties = await loadCounties(api)),
+  };
   api.onUnauthorized = () => signOut("your token is no longer accepted; sign in again");
   api.onConnectionChange((online) => {
     connection.textContent = online ? "live" : online === false ? "reconnecting…" : "";
@@ -110,7 +135,9 @@ async function start(token) {
 }
 
 async function loadCounties(api) {
-  const data = await api.request("query Counties { counties { countyId parcelCount saleCount firstSaleDate lastSaleDate taxYears } }");
+  const data = await api.request(
+    "query Counties { counties { countyId parcelCount saleCount firstSaleDate lastSaleDate taxYears } }",
+  );
   return data.counties;
 }
 

@@ -57,7 +57,20 @@ function statisticsTable(stats, caption) {
     "div",
     { class: "stat-block" },
     el("h3", {}, caption),
-    el("p", {}, `${count(stats.countUsed)} of ${count(stats.count)} sales used after trimming. `, el("strong", { class: overall ? "pass" : "fail" }, overall === true ? "Meets IAAO standards." : overall === false ? "Does not meet IAAO standards." : "Not judged.")),
+    el(
+      "p",
+      {},
+      `${count(stats.countUsed)} of ${count(stats.count)} sales used after trimming. `,
+      el(
+        "strong",
+        { class: overall ? "pass" : "fail" },
+        overall === true
+          ? "Meets IAAO standards."
+          : overall === false
+            ? "Does not meet IAAO standards."
+            : "Not judged.",
+      ),
+    ),
     stats.note ? el("p", { class: "help" }, stats.note) : null,
     wrap,
   );
@@ -65,7 +78,12 @@ function statisticsTable(stats, caption) {
 
 function ratioStudy(ctx, r) {
   const s = r.ratioStudy;
-  const chart = el("figure", { class: "chart-box" }, el("figcaption", {}, "Ratio against sale price (hollow: trimmed outliers)"), el("p", { class: "help" }, "Loading the sales…"));
+  const chart = el(
+    "figure",
+    { class: "chart-box" },
+    el("figcaption", {}, "Ratio against sale price (hollow: trimmed outliers)"),
+    el("p", { class: "help" }, "Loading the sales…"),
+  );
   const salesFile = (r.files ?? []).find((f) => /csv/.test(f.contentType) && /sales/.test(f.name));
   if (salesFile) drawScatter(ctx, salesFile, s.overall.medianRatio, chart);
   else chart.lastChild.textContent = "No per-sale file to draw.";
@@ -73,7 +91,21 @@ function ratioStudy(ctx, r) {
     ? table(
         ["Group", "Sales", "Median", "COD", "PRD", "PRB", "IAAO"],
         s.groups.map((g) =>
-          el("tr", {}, el("th", { scope: "row" }, g.group), el("td", { class: "num" }, count(g.countUsed)), el("td", { class: "num" }, fmt(g.medianRatio, 3)), el("td", { class: "num" }, fmt(g.cod, 2)), el("td", { class: "num" }, fmt(g.prd, 3)), el("td", { class: "num" }, fmt(g.prb, 3)), el("td", {}, g.meetsStandards === null ? "not judged" : g.meetsStandards ? "meets" : "does not meet")),
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row" }, g.group),
+            el("td", { class: "num" }, count(g.countUsed)),
+            el("td", { class: "num" }, fmt(g.medianRatio, 3)),
+            el("td", { class: "num" }, fmt(g.cod, 2)),
+            el("td", { class: "num" }, fmt(g.prd, 3)),
+            el("td", { class: "num" }, fmt(g.prb, 3)),
+            el(
+              "td",
+              {},
+              g.meetsStandards === null ? "not judged" : g.meetsStandards ? "meets" : "does not meet",
+            ),
+          ),
         ),
         { class: "groups" },
       )
@@ -81,7 +113,11 @@ function ratioStudy(ctx, r) {
   return el(
     "section",
     { class: "ratio-study" },
-    el("p", {}, `Tax year ${s.taxYear}, sales ${s.saleDateFrom} to ${s.saleDateTo}, trim ${s.trim}${s.groupBy ? `, by ${s.groupBy}` : ""}.`),
+    el(
+      "p",
+      {},
+      `Tax year ${s.taxYear}, sales ${s.saleDateFrom} to ${s.saleDateTo}, trim ${s.trim}${s.groupBy ? `, by ${s.groupBy}` : ""}.`,
+    ),
     statisticsTable(s.overall, "Whole sample"),
     chart,
     groups ? el("div", {}, el("h3", {}, `By ${s.groupBy}`), groups) : null,
@@ -101,9 +137,14 @@ async function drawScatter(ctx, file, median, figure) {
     const points = [];
     for (let i = 1; i < lines.length; i += step) {
       const cells = lines[i].split(",");
-      points.push({ price: Number(cells[price]), ratio: Number(cells[ratio]), trimmed: cells[trimmed] === "True" || cells[trimmed] === "true" });
+      points.push({
+        price: Number(cells[price]),
+        ratio: Number(cells[ratio]),
+        trimmed: cells[trimmed] === "True" || cells[trimmed] === "true",
+      });
     }
-    const note = step > 1 ? `every ${step}th of ${count(lines.length - 1)} sales` : `${count(points.length)} sales`;
+    const note =
+      step > 1 ? `every ${step}th of ${count(lines.length - 1)} sales` : `${count(points.length)} sales`;
     figure.replaceChildren(figure.firstChild, ratioScatter(points, median), el("p", { class: "help" }, note));
   } catch (exc) {
     figure.lastChild.textContent = `could not read the sales file: ${exc.message}`;
@@ -114,46 +155,128 @@ function assessmentRoll(roll) {
   const groupTable = (rows, name) =>
     table(
       [name, "Parcels", "Land", "Improvements", "Assessed", "Median assessed"],
-      rows.map((g) => el("tr", {}, el("th", { scope: "row" }, g.group), el("td", { class: "num" }, count(g.parcelCount)), el("td", { class: "num" }, money(g.totalLandValue)), el("td", { class: "num" }, money(g.totalImprovementValue)), el("td", { class: "num" }, money(g.totalAssessedValue)), el("td", { class: "num" }, money(g.medianAssessedValue)))),
+      rows.map((g) =>
+        el(
+          "tr",
+          {},
+          el("th", { scope: "row" }, g.group),
+          el("td", { class: "num" }, count(g.parcelCount)),
+          el("td", { class: "num" }, money(g.totalLandValue)),
+          el("td", { class: "num" }, money(g.totalImprovementValue)),
+          el("td", { class: "num" }, money(g.totalAssessedValue)),
+          el("td", { class: "num" }, money(g.medianAssessedValue)),
+        ),
+      ),
     );
   return el(
     "section",
     { class: "assessment-roll" },
-    el("dl", { class: "facts" },
-      el("dt", {}, "Tax year"), el("dd", {}, String(roll.taxYear)),
-      el("dt", {}, "Parcels"), el("dd", {}, `${count(roll.assessedParcelCount)} assessed of ${count(roll.parcelCount)}`),
-      el("dt", {}, "Total assessed"), el("dd", {}, money(roll.totalAssessedValue))),
-    roll.byPropertyClass?.length ? [el("h3", {}, "By property class"), groupTable(roll.byPropertyClass, "Class")] : null,
-    roll.byNeighborhood?.length ? [el("h3", {}, "By neighborhood"), groupTable(roll.byNeighborhood, "Neighborhood")] : null,
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Tax year"),
+      el("dd", {}, String(roll.taxYear)),
+      el("dt", {}, "Parcels"),
+      el("dd", {}, `${count(roll.assessedParcelCount)} assessed of ${count(roll.parcelCount)}`),
+      el("dt", {}, "Total assessed"),
+      el("dd", {}, money(roll.totalAssessedValue)),
+    ),
+    roll.byPropertyClass?.length
+      ? [el("h3", {}, "By property class"), groupTable(roll.byPropertyClass, "Class")]
+      : null,
+    roll.byNeighborhood?.length
+      ? [el("h3", {}, "By neighborhood"), groupTable(roll.byNeighborhood, "Neighborhood")]
+      : null,
   );
 }
 
 function marketAnalysis(r) {
   const parts = [];
   if (r.annualTrendPercent !== null && r.annualTrendPercent !== undefined) {
-    parts.push(el("p", { class: "headline" }, `Prices change ${fmt(r.annualTrendPercent, 2)}% a year`, r.annualTrendCi ? ` (${interval(r.annualTrendCi, 2)})` : "", "."));
+    parts.push(
+      el(
+        "p",
+        { class: "headline" },
+        `Prices change ${fmt(r.annualTrendPercent, 2)}% a year`,
+        r.annualTrendCi ? ` (${interval(r.annualTrendCi, 2)})` : "",
+        ".",
+      ),
+    );
   }
   if (r.trends.length) {
     const key = r.trends.some((p) => p.medianPrice !== null) ? "medianPrice" : "averagePrice";
-    parts.push(el("figure", { class: "chart-box" }, el("figcaption", {}, "Median sale price per period and group"), trendLines(r.trends, key, "median price")));
+    parts.push(
+      el(
+        "figure",
+        { class: "chart-box" },
+        el("figcaption", {}, "Median sale price per period and group"),
+        trendLines(r.trends, key, "median price"),
+      ),
+    );
   }
   if (r.yearOverYear?.length) {
-    parts.push(table(["Year", "Median price", "Change"], r.yearOverYear.map((y) => el("tr", {}, el("th", { scope: "row" }, String(y.year)), el("td", { class: "num" }, money(y.medianPrice)), el("td", { class: "num" }, y.changePercent === null ? "—" : `${fmt(y.changePercent, 1)}%`)))));
+    parts.push(
+      table(
+        ["Year", "Median price", "Change"],
+        r.yearOverYear.map((y) =>
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row" }, String(y.year)),
+            el("td", { class: "num" }, money(y.medianPrice)),
+            el("td", { class: "num" }, y.changePercent === null ? "—" : `${fmt(y.changePercent, 1)}%`),
+          ),
+        ),
+      ),
+    );
   }
   const t = r.timeAdjustment;
   if (t) {
     parts.push(el("h3", {}, `Time adjustment to ${t.valuationDate} (${t.method})`));
-    parts.push(el("p", {}, `Median sale price ${money(t.medianSalePrice)}; adjusted ${money(t.adjustedMedianSalePrice)} (${count(t.salesCount)} sales).`));
+    parts.push(
+      el(
+        "p",
+        {},
+        `Median sale price ${money(t.medianSalePrice)}; adjusted ${money(t.adjustedMedianSalePrice)} (${count(t.salesCount)} sales).`,
+      ),
+    );
     const index = t.factors.map((f) => ({ period: f.month, group: "price index", value: f.index }));
-    parts.push(el("figure", { class: "chart-box" }, el("figcaption", {}, "Monthly price index"), trendLines(index, "value", "price index")));
-    const rows = t.factors.map((f) => el("tr", {}, el("th", { scope: "row" }, f.month), el("td", { class: "num" }, money(f.index)), el("td", { class: "num" }, fmt(f.factor, 3)), el("td", { class: "num" }, count(f.salesVolume))));
-    parts.push(el("details", {}, el("summary", {}, `Factors of all ${t.factors.length} months`), table(["Month", "Index", "Factor", "Sales"], rows)));
+    parts.push(
+      el(
+        "figure",
+        { class: "chart-box" },
+        el("figcaption", {}, "Monthly price index"),
+        trendLines(index, "value", "price index"),
+      ),
+    );
+    const rows = t.factors.map((f) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, f.month),
+        el("td", { class: "num" }, money(f.index)),
+        el("td", { class: "num" }, fmt(f.factor, 3)),
+        el("td", { class: "num" }, count(f.salesVolume)),
+      ),
+    );
+    parts.push(
+      el(
+        "details",
+        {},
+        el("summary", {}, `Factors of all ${t.factors.length} months`),
+        table(["Month", "Index", "Factor", "Sales"], rows),
+      ),
+    );
   }
   return el("section", { class: "market" }, parts);
 }
 
 function gisExport(ctx, r) {
-  const figure = el("figure", { class: "map-box" }, el("figcaption", {}, `${count(r.recordCount)} features (${r.crs})`));
+  const figure = el(
+    "figure",
+    { class: "map-box" },
+    el("figcaption", {}, `${count(r.recordCount)} features (${r.crs})`),
+  );
   const isGeoJson = /geo\+json|json/.test(r.file.contentType) || /\.(geo)?json$/.test(r.file.name);
   if (isGeoJson) {
     figure.append(el("p", { class: "help" }, "Drawing the export…"));
@@ -163,7 +286,9 @@ function gisExport(ctx, r) {
       .then((collection) => figure.replaceChild(featureMap(collection), figure.lastChild))
       .catch((exc) => (figure.lastChild.textContent = `could not draw the export: ${exc.message}`));
   } else {
-    figure.append(el("p", { class: "help" }, "The map is drawn from GeoJSON exports; this one is a download."));
+    figure.append(
+      el("p", { class: "help" }, "The map is drawn from GeoJSON exports; this one is a download."),
+    );
   }
   return el(
     "section",
@@ -176,12 +301,37 @@ function gisExport(ctx, r) {
 function valuation(r) {
   const parts = [el("p", {}, `Method: ${r.method}${r.valuationDate ? `, as of ${r.valuationDate}` : ""}.`)];
   if (r.estimatedValue !== null && r.estimatedValue !== undefined) {
-    parts.push(el("p", { class: "headline" }, el("span", { "data-value": r.estimatedValue }, money(r.estimatedValue)), r.interval ? ` (${Math.round(r.interval.level * 100)}% interval ${money(r.interval.lower)} – ${money(r.interval.upper)})` : ""));
+    parts.push(
+      el(
+        "p",
+        { class: "headline" },
+        el("span", { "data-value": r.estimatedValue }, money(r.estimatedValue)),
+        r.interval
+          ? ` (${Math.round(r.interval.level * 100)}% interval ${money(r.interval.lower)} – ${money(r.interval.upper)})`
+          : "",
+      ),
+    );
   }
-  if (r.parcelsValued !== null && r.parcelsValued !== undefined) parts.push(el("p", {}, `${count(r.parcelsValued)} parcels valued.`));
+  if (r.parcelsValued !== null && r.parcelsValued !== undefined)
+    parts.push(el("p", {}, `${count(r.parcelsValued)} parcels valued.`));
   if (r.comparables?.length) {
     parts.push(el("h3", {}, "Comparables"));
-    parts.push(table(["Parcel", "Sale date", "Sale price", "Adjusted", "Distance"], r.comparables.map((c) => el("tr", {}, el("th", { scope: "row" }, c.parcelId), el("td", {}, c.saleDate), el("td", { class: "num" }, money(c.salePrice)), el("td", { class: "num" }, money(c.adjustedPrice)), el("td", { class: "num" }, fmt(c.distance, 3))))));
+    parts.push(
+      table(
+        ["Parcel", "Sale date", "Sale price", "Adjusted", "Distance"],
+        r.comparables.map((c) =>
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row" }, c.parcelId),
+            el("td", {}, c.saleDate),
+            el("td", { class: "num" }, money(c.salePrice)),
+            el("td", { class: "num" }, money(c.adjustedPrice)),
+            el("td", { class: "num" }, fmt(c.distance, 3)),
+          ),
+        ),
+      ),
+    );
   }
   if (r.holdout) parts.push(statisticsTable(r.holdout, "Hold-out sales: how well the model's values match"));
   return el("section", { class: "valuation" }, parts);
@@ -196,7 +346,17 @@ function fileList(ctx, files) {
   const items = files.map((f) => {
     const signed = new URL(f.url, location.href).search.length > 1;
     const opens = /html|pdf|svg|json|text\/plain/.test(f.contentType);
-    const a = el("a", { href: f.url, download: opens ? null : f.name, target: opens ? "_blank" : null, rel: "noopener", class: "file" }, f.name);
+    const a = el(
+      "a",
+      {
+        href: f.url,
+        download: opens ? null : f.name,
+        target: opens ? "_blank" : null,
+        rel: "noopener",
+        class: "file",
+      },
+      f.name,
+    );
     if (!signed) {
       a.addEventListener("click", async (event) => {
         event.preventDefault();
@@ -213,7 +373,16 @@ function fileList(ctx, files) {
         }
       });
     }
-    return el("li", {}, a, el("small", {}, ` ${f.contentType}, ${bytes(f.sizeBytes)}${f.rowCount !== null && f.rowCount !== undefined ? `, ${count(f.rowCount)} rows` : ""}`));
+    return el(
+      "li",
+      {},
+      a,
+      el(
+        "small",
+        {},
+        ` ${f.contentType}, ${bytes(f.sizeBytes)}${f.rowCount !== null && f.rowCount !== undefined ? `, ${count(f.rowCount)} rows` : ""}`,
+      ),
+    );
   });
   return el("section", { class: "files" }, el("h3", {}, "Files"), el("ul", {}, items));
 }

@@ -77,9 +77,7 @@ export class Schema {
     return (this.type(typeName)?.fields ?? []).filter((f) => {
       const t = unwrap(f.type);
       return (
-        !common.has(f.name) &&
-        !t.list &&
-        (t.kind === "ENUM" || (t.kind === "SCALAR" && t.name === "String"))
+        !common.has(f.name) && !t.list && (t.kind === "ENUM" || (t.kind === "SCALAR" && t.name === "String"))
       );
     });
   }

@@ -8,7 +8,21 @@ export const isFinal = (status) => FINAL.has(status);
 
 /** The Job fields a row needs, with each type's variant (reportType, …) by fragment. */
 export function rowFields(schema) {
-  const own = ["id", "kind", "countyId", "status", "message", "attempts", "priority", "version", "changeCursor", "createdAt", "updatedAt", "startedAt", "completedAt"];
+  const own = [
+    "id",
+    "kind",
+    "countyId",
+    "status",
+    "message",
+    "attempts",
+    "priority",
+    "version",
+    "changeCursor",
+    "createdAt",
+    "updatedAt",
+    "startedAt",
+    "completedAt",
+  ];
   const fragments = schema.jobTypes().map((t) => {
     const names = schema.variantFields(t.name).map((f) => f.name);
     return names.length ? `... on ${t.name} { ${names.join(" ")} }` : "";
@@ -19,7 +33,12 @@ export function rowFields(schema) {
 /** What a person calls the job: its type (SALES_RATIO_STUDY, GEOJSON, …). */
 export function variantOf(schema, job) {
   const type = schema.jobTypes().find((t) => schema.variantFields(t.name).some((f) => f.name in job));
-  const values = type ? schema.variantFields(type.name).map((f) => job[f.name]).filter(Boolean) : [];
+  const values = type
+    ? schema
+        .variantFields(type.name)
+        .map((f) => job[f.name])
+        .filter(Boolean)
+    : [];
   return values.join(" · ") || job.kind;
 }
 
@@ -38,7 +57,9 @@ export function later(a, b) {
 export function progressText(job) {
   const p = job.progress;
   if (!p) return job.message ?? "";
-  const counts = p.total ? `${(p.processed ?? 0).toLocaleString("en-US")} / ${p.total.toLocaleString("en-US")}` : "";
+  const counts = p.total
+    ? `${(p.processed ?? 0).toLocaleString("en-US")} / ${p.total.toLocaleString("en-US")}`
+    : "";
   return [p.step, counts].filter(Boolean).join(" — ");
 }
 
@@ -47,7 +68,10 @@ export function controls(ctx, job, apply, notify) {
   const act = async (mutation, button) => {
     button.disabled = true;
     try {
-      const data = await ctx.api.request(`mutation Control($id: ID!) { ${mutation}(id: $id) { ${rowFields(ctx.schema)} } }`, { id: job.id });
+      const data = await ctx.api.request(
+        `mutation Control($id: ID!) { ${mutation}(id: $id) { ${rowFields(ctx.schema)} } }`,
+        { id: job.id },
+      );
       apply(data[mutation]);
     } catch (exc) {
       notify(exc instanceof GraphQLErrors ? exc.message : `could not reach the server: ${exc.message}`);
@@ -56,12 +80,20 @@ export function controls(ctx, job, apply, notify) {
   };
   const buttons = [];
   if (job.status === "PENDING" || job.status === "RUNNING") {
-    const b = el("button", { type: "button", class: "danger", "data-action": "cancel", "aria-label": `Cancel job ${job.id}` }, "Cancel");
+    const b = el(
+      "button",
+      { type: "button", class: "danger", "data-action": "cancel", "aria-label": `Cancel job ${job.id}` },
+      "Cancel",
+    );
     b.addEventListener("click", () => act("cancelJob", b));
     buttons.push(b);
   }
   if (job.status === "FAILED" || job.status === "CANCELLED") {
-    const b = el("button", { type: "button", "data-action": "retry", "aria-label": `Retry job ${job.id}` }, "Retry");
+    const b = el(
+      "button",
+      { type: "button", "data-action": "retry", "aria-label": `Retry job ${job.id}` },
+      "Retry",
+    );
     b.addEventListener("click", () => act("retryJob", b));
     buttons.push(b);
   }

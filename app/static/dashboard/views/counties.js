@@ -16,14 +16,20 @@ export function countiesView(ctx) {
       el(
         "td",
         { class: "row-actions" },
-        el("a", { href: `#/new?county=${encodeURIComponent(c.countyId)}`, class: "button primary" }, "Start a job"),
+        el(
+          "a",
+          { href: `#/new?county=${encodeURIComponent(c.countyId)}`, class: "button primary" },
+          "Start a job",
+        ),
         " ",
         el("a", { href: `#/jobs?county=${encodeURIComponent(c.countyId)}`, class: "button" }, "Its jobs"),
       ),
     ),
   );
   const body = ctx.counties.length
-    ? table(["County", "Parcels", "Sales", "Sales from", "Sales to", "Tax years", ""], rows, { class: "counties" })
+    ? table(["County", "Parcels", "Sales", "Sales from", "Sales to", "Tax years", ""], rows, {
+        class: "counties",
+      })
     : el("p", {}, "No county has data yet. Load one with `terrafusion import` (or `terrafusion demo-data`).");
   return { node: el("section", { class: "view" }, el("h1", {}, "Counties"), body), title: "Counties" };
 }

@@ -25,7 +25,14 @@ export function jobView(ctx, id) {
   const head = el("div", { class: "job-head" });
   const resultBox = el("div", { class: "result" });
   const { node: status, say } = notice();
-  const node = el("section", { class: "view job-view" }, el("p", {}, el("a", { href: "#/jobs" }, "← All jobs")), head, status, resultBox);
+  const node = el(
+    "section",
+    { class: "view job-view" },
+    el("p", {}, el("a", { href: "#/jobs" }, "← All jobs")),
+    head,
+    status,
+    resultBox,
+  );
   let job = null;
   let shownResultOf = null;
   let live = null;
@@ -39,7 +46,9 @@ export function jobView(ctx, id) {
       shownResultOf = job.version;
       resultBox.replaceChildren(renderResult(ctx, job));
     } else if (!job.result && job.status !== "COMPLETED") {
-      resultBox.replaceChildren(job.error ? el("p", { class: "form-error" }, `${job.error.code}: ${job.error.message}`) : "");
+      resultBox.replaceChildren(
+        job.error ? el("p", { class: "form-error" }, `${job.error.code}: ${job.error.message}`) : "",
+      );
       shownResultOf = null;
     }
   }
@@ -47,19 +56,45 @@ export function jobView(ctx, id) {
   function renderHead() {
     const params = settings(job.parameters);
     head.replaceChildren(
-      el("div", { class: "view-head" }, el("h1", {}, variantOf(schema, job)), statusBadge(job.status), controls(ctx, job, apply, say)),
+      el(
+        "div",
+        { class: "view-head" },
+        el("h1", {}, variantOf(schema, job)),
+        statusBadge(job.status),
+        controls(ctx, job, apply, say),
+      ),
       el(
         "dl",
         { class: "facts" },
-        el("dt", {}, "Job"), el("dd", { class: "id" }, job.id),
-        el("dt", {}, "Kind"), el("dd", {}, job.kind),
-        el("dt", {}, "County"), el("dd", {}, el("a", { href: `#/jobs?county=${encodeURIComponent(job.countyId)}` }, job.countyId)),
-        el("dt", {}, "Created"), el("dd", {}, when(job.createdAt)),
-        el("dt", {}, "Finished"), el("dd", {}, when(job.completedAt)),
-        el("dt", {}, "Attempts"), el("dd", {}, String(job.attempts)),
-        params.length ? [el("dt", {}, "Parameters"), el("dd", { class: "params" }, params.map(([k, v]) => el("span", {}, el("b", {}, k), ` ${v}`)))] : null,
+        el("dt", {}, "Job"),
+        el("dd", { class: "id" }, job.id),
+        el("dt", {}, "Kind"),
+        el("dd", {}, job.kind),
+        el("dt", {}, "County"),
+        el("dd", {}, el("a", { href: `#/jobs?county=${encodeURIComponent(job.countyId)}` }, job.countyId)),
+        el("dt", {}, "Created"),
+        el("dd", {}, when(job.createdAt)),
+        el("dt", {}, "Finished"),
+        el("dd", {}, when(job.completedAt)),
+        el("dt", {}, "Attempts"),
+        el("dd", {}, String(job.attempts)),
+        params.length
+          ? [
+              el("dt", {}, "Parameters"),
+              el(
+                "dd",
+                { class: "params" },
+                params.map(([k, v]) => el("span", {}, el("b", {}, k), ` ${v}`)),
+              ),
+            ]
+          : null,
       ),
-      el("div", { class: "progress-block" }, progressBar(job.progress, job.status), el("p", { class: "step" }, progressText(job) || job.message || "")),
+      el(
+        "div",
+        { class: "progress-block" },
+        progressBar(job.progress, job.status),
+        el("p", { class: "step" }, progressText(job) || job.message || ""),
+      ),
     );
   }
 
@@ -68,7 +103,10 @@ export function jobView(ctx, id) {
     .request(query, { id })
     .then((data) => {
       if (!data.job) {
-        head.replaceChildren(el("h1", {}, "No such job"), el("p", {}, `There is no job ${id}, or it is not yours to see.`));
+        head.replaceChildren(
+          el("h1", {}, "No such job"),
+          el("p", {}, `There is no job ${id}, or it is not yours to see.`),
+        );
         return;
       }
       apply(data.job);

@@ -31,12 +31,23 @@ export function jobsView(ctx, params) {
   const { node: status, say } = notice();
 
   const select = (name, labelText, values, all) => {
-    const s = el("select", { id: `filter-${name}`, name }, el("option", { value: "" }, all), values.map((v) => el("option", { value: v }, v)));
+    const s = el(
+      "select",
+      { id: `filter-${name}`, name },
+      el("option", { value: "" }, all),
+      values.map((v) => el("option", { value: v }, v)),
+    );
     s.value = filters[name];
     s.addEventListener("change", () => setFilter(name, s.value));
     return el("div", { class: "field" }, el("label", { for: s.id }, labelText), s);
   };
-  const text = el("input", { id: "filter-text", type: "search", placeholder: "id, type, message…", value: filters.text, autocomplete: "off" });
+  const text = el("input", {
+    id: "filter-text",
+    type: "search",
+    placeholder: "id, type, message…",
+    value: filters.text,
+    autocomplete: "off",
+  });
   text.addEventListener("input", () => {
     filters.text = text.value;
     render();
@@ -46,7 +57,12 @@ export function jobsView(ctx, params) {
     { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
     select("kind", "Kind", schema.enumValues("JobKind"), "all kinds"),
     select("status", "Status", schema.enumValues("JobStatus"), "any status"),
-    select("countyId", "County", ctx.counties.map((c) => c.countyId), "all counties"),
+    select(
+      "countyId",
+      "County",
+      ctx.counties.map((c) => c.countyId),
+      "all counties",
+    ),
     el("div", { class: "field grow" }, el("label", { for: text.id }, "Search"), text),
   );
   const body = el("tbody", {});
@@ -58,7 +74,12 @@ export function jobsView(ctx, params) {
   const node = el(
     "section",
     { class: "view jobs-view" },
-    el("div", { class: "view-head" }, el("h1", {}, "Jobs"), el("a", { href: "#/new", class: "button primary" }, "Start a job")),
+    el(
+      "div",
+      { class: "view-head" },
+      el("h1", {}, "Jobs"),
+      el("a", { href: "#/new", class: "button primary" }, "Start a job"),
+    ),
     bar,
     status,
     summary,
@@ -79,7 +100,17 @@ export function jobsView(ctx, params) {
   const matchesText = (job) => {
     const needle = filters.text.trim().toLowerCase();
     if (!needle) return true;
-    const hay = [job.id, job.kind, job.countyId, job.status, variantOf(schema, job), job.message, job.error?.message].join(" ").toLowerCase();
+    const hay = [
+      job.id,
+      job.kind,
+      job.countyId,
+      job.status,
+      variantOf(schema, job),
+      job.message,
+      job.error?.message,
+    ]
+      .join(" ")
+      .toLowerCase();
     return hay.includes(needle);
   };
   const matches = (job) =>
@@ -91,10 +122,24 @@ export function jobsView(ctx, params) {
     const tr = el(
       "tr",
       { "data-job": job.id, "data-status": job.status },
-      el("td", { "data-label": "Job" }, el("a", { href: `#/jobs/${job.id}` }, variantOf(schema, job)), el("small", { class: "id" }, `${job.kind} · ${job.id.slice(0, 8)}`)),
+      el(
+        "td",
+        { "data-label": "Job" },
+        el("a", { href: `#/jobs/${job.id}` }, variantOf(schema, job)),
+        el("small", { class: "id" }, `${job.kind} · ${job.id.slice(0, 8)}`),
+      ),
       el("td", { "data-label": "County" }, job.countyId),
       el("td", { "data-label": "Status" }, statusBadge(job.status)),
-      el("td", { "data-label": "Progress", class: "progress-cell" }, progressBar(job.progress, job.status), el("small", { class: "step" }, job.error ? `${job.error.code}: ${job.error.message}` : progressText(job))),
+      el(
+        "td",
+        { "data-label": "Progress", class: "progress-cell" },
+        progressBar(job.progress, job.status),
+        el(
+          "small",
+          { class: "step" },
+          job.error ? `${job.error.code}: ${job.error.message}` : progressText(job),
+        ),
+      ),
       el("td", { "data-label": "Created" }, when(job.createdAt)),
       el("td", { class: "row-actions" }, controls(ctx, job, apply, say)),
     );
@@ -104,14 +149,23 @@ export function jobsView(ctx, params) {
   function render() {
     const focused = document.activeElement?.closest?.("tr[data-job]");
     const focusKey = focused && [focused.dataset.job, document.activeElement.dataset.action ?? "link"];
-    const rows = order.map((id) => jobs.get(id)).filter((j) => j && matchesText(j)).map(row);
+    const rows = order
+      .map((id) => jobs.get(id))
+      .filter((j) => j && matchesText(j))
+      .map(row);
     body.replaceChildren(...rows);
-    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, listed ? "No jobs match." : "Loading…")));
-    summary.textContent = listed ? `${order.length.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} jobs shown` : "";
+    if (!rows.length)
+      body.append(
+        el("tr", {}, el("td", { colspan: 6, class: "empty" }, listed ? "No jobs match." : "Loading…")),
+      );
+    summary.textContent = listed
+      ? `${order.length.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} jobs shown`
+      : "";
     more.hidden = !hasNext;
     if (focusKey) {
       const tr = body.querySelector(`tr[data-job="${focusKey[0]}"]`);
-      const target = focusKey[1] === "link" ? tr?.querySelector("a") : tr?.querySelector(`[data-action="${focusKey[1]}"]`);
+      const target =
+        focusKey[1] === "link" ? tr?.querySelector("a") : tr?.querySelector(`[data-action="${focusKey[1]}"]`);
       (target ?? tr?.querySelector("a"))?.focus();
     }
   }

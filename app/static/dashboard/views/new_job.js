@@ -6,7 +6,8 @@ import { errorPath, runForm } from "../forms.js";
 import { unwrap } from "../schema.js";
 
 const typeText = (ref) => (ref ? `${ref.kind}:${ref.name}:${typeText(ref.ofType)}` : "");
-const sameType = (f, input, name) => typeText(f.type) === typeText(input.inputFields.find((x) => x.name === name).type);
+const sameType = (f, input, name) =>
+  typeText(f.type) === typeText(input.inputFields.find((x) => x.name === name).type);
 
 /** Input fields every run input has, of one type, and none requires (priority, …). */
 function sharedOptional(schema, mutations) {
@@ -16,7 +17,9 @@ function sharedOptional(schema, mutations) {
     (first?.inputFields ?? [])
       .filter((f) => f.type.kind !== "NON_NULL" || f.defaultValue !== null)
       .map((f) => f.name)
-      .filter((name) => rest.every((t) => t.inputFields.some((f) => f.name === name && sameType(f, first, name)))),
+      .filter((name) =>
+        rest.every((t) => t.inputFields.some((f) => f.name === name && sameType(f, first, name))),
+      ),
   );
 }
 
@@ -29,10 +32,21 @@ export function newJobView(ctx, chosen, params) {
     "nav",
     { class: "tabs", "aria-label": "Kind of job" },
     mutations.map((m) =>
-      el("a", { href: `#/new/${m.name}${params.size ? `?${params}` : ""}`, "aria-current": m === current ? "page" : null }, m.name.replace(/^run/, "").replace(/([a-z])([A-Z])/g, "$1 $2")),
+      el(
+        "a",
+        {
+          href: `#/new/${m.name}${params.size ? `?${params}` : ""}`,
+          "aria-current": m === current ? "page" : null,
+        },
+        m.name.replace(/^run/, "").replace(/([a-z])([A-Z])/g, "$1 $2"),
+      ),
     ),
   );
-  const datalist = el("datalist", { id: "county-ids" }, ctx.counties.map((c) => el("option", { value: c.countyId }, `${c.parcelCount} parcels`)));
+  const datalist = el(
+    "datalist",
+    { id: "county-ids" },
+    ctx.counties.map((c) => el("option", { value: c.countyId }, `${c.parcelCount} parcels`)),
+  );
   const built = runForm(schema, current, { shared, datalist: { countyId: "county-ids" } });
   const county = params.get("county") ?? (ctx.counties.length === 1 ? ctx.counties[0].countyId : null);
   if (county) built.setValue("countyId", county);
@@ -54,7 +68,10 @@ export function newJobView(ctx, chosen, params) {
       );
       location.hash = `#/jobs/${data[current.name].id}`;
     } catch (exc) {
-      const errors = exc instanceof GraphQLErrors ? exc.errors : [{ message: `could not reach the server: ${exc.message}` }];
+      const errors =
+        exc instanceof GraphQLErrors
+          ? exc.errors
+          : [{ message: `could not reach the server: ${exc.message}` }];
       const holders = errors.map((e) => built.showError(errorPath(e), e.message));
       holders[0]?.querySelector?.("input, select, textarea")?.focus();
     } finally {
@@ -62,6 +79,13 @@ export function newJobView(ctx, chosen, params) {
     }
   });
 
-  const node = el("section", { class: "view new-view" }, el("h1", {}, "Start a job"), tabs, datalist, built.form);
+  const node = el(
+    "section",
+    { class: "view new-view" },
+    el("h1", {}, "Start a job"),
+    tabs,
+    datalist,
+    built.form,
+  );
   return { node, title: "Start a job" };
 }
