@@ -21,7 +21,8 @@ from jobs.kinds.report.params import SalesRatioStudyParams
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def _tables(url: str) -> set[str]:
+async def _sql(url: str, statement: str, *args: object) -> list[asyncpg.Record]:
+    """Run one statement; the host may be a unix socket named in the URL's query (embedded)."""
     parsed = make_url(url)
     conn = await asyncpg.connect(
         user=parsed.username,
@@ -30,9 +31,13 @@ async def _tables(url: str) -> set[str]:
         database=parsed.database,
     )
     try:
-        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return list(await conn.fetch(statement, *args))
     finally:
         await conn.close()
+
+
+async def _tables(url: str) -> set[str]:
+    rows = await _sql(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {r["tablename"] for r in rows}
 
 
@@ -56,17 +61,6 @@ def test_alembic_command_line_upgrades_head(empty_database: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "report_jobs" in asyncio.run(_tables(empty_database))
-
-
-async def _sql(url: str, statement: str, *args: object) -> list[asyncpg.Record]:
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        user=parsed.username, host=parsed.host, port=parsed.port, database=parsed.database
-    )
-    try:
-        return list(await conn.fetch(statement, *args))
-    finally:
-        await conn.close()
 
 
 REPORT_ROW = "SELECT parameters_json, result_json FROM report_jobs"
@@ -101,9 +95,7 @@ def test_typed_api_revision_keeps_older_jobs_readable(empty_database: str) -> No
         )
     )
     upgrade(empty_database)
-    (row,) = asyncio.run(
-        _sql(empty_database, "SELECT parameters_json, result_json FROM report_jobs")
-    )
+    (row,) = asyncio.run(_sql(empty_database, REPORT_ROW))
     parameters, stored = json.loads(row[0]), json.loads(row[1])
     assert parameters["sales"] == {
         "sale_date_from": "2023-01-01",
@@ -128,8 +120,6 @@ def test_typed_api_revision_keeps_older_jobs_readable(empty_database: str) -> No
     assert SalesRatioStudyParams.model_validate(parameters).sales.property_class == "commercial"
 
     command.downgrade(alembic_config(empty_database), "5a1f0c7e9d2b")
-    (row,) = asyncio.run(
-        _sql(empty_database, "SELECT parameters_json, result_json FROM report_jobs")
-    )
+    (row,) = asyncio.run(_sql(empty_database, REPORT_ROW))
     assert json.loads(row[0]) == study
     assert json.loads(row[1]) == result
