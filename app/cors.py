@@ -2,7 +2,8 @@
 
 The same setting admits those pages' websockets (Strawberry checks the handshake's
 Origin). A preflight from an allowed origin is answered 204 here with the methods and the
-two headers clients send (`Authorization`, `Content-Type`); an allowed origin's other
+headers clients send (`Authorization`, `Content-Type`, and `Accept`, whose value for Apollo's
+multipart subscriptions browsers do not safelist); an allowed origin's other
 requests get `Access-Control-Allow-Origin` on their response. Any other origin gets no
 CORS header at all (its preflight a 403), so the browser keeps its page out. Starlette's
 CORSMiddleware answers preflights 200 and sends its allowed-methods header to every
@@ -18,7 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.limits import error_body
 
 METHODS = "GET, POST, OPTIONS"
-HEADERS = "Authorization, Content-Type"
+HEADERS = "Authorization, Content-Type, Accept"
+"""Accept too: Apollo's multipart subscriptions send one a browser does not safelist."""
 MAX_AGE = "600"
 
 

@@ -19,7 +19,7 @@ from tests.graphql_client import bearer
 ALLOWED = "https://app.county.example"
 PREFLIGHT = {
     "access-control-request-method": "POST",
-    "access-control-request-headers": "authorization,content-type",
+    "access-control-request-headers": "authorization,content-type,accept",
 }
 ROUTES = ["/graphql", "/healthz", "/metrics", "/results/00000000-0000-0000-0000-000000000000/x"]
 
@@ -42,7 +42,7 @@ async def test_allowed_origins_get_preflight_204_and_cors_headers_on_every_route
             assert headers["access-control-allow-origin"] in (ALLOWED, "*")
             assert set(headers["access-control-allow-methods"].split(", ")) >= {"GET", "POST"}
             allowed_headers = headers["access-control-allow-headers"].lower()
-            assert "authorization" in allowed_headers and "content-type" in allowed_headers
+            assert {"authorization", "content-type", "accept"} <= set(allowed_headers.split(", "))
         query = await client.post(
             "/graphql",
             json={"query": "{ counties { countyId } }"},
