@@ -322,8 +322,11 @@ def bench_throughput(url: str, redis_url: str, jobs: int, rounds: int) -> None:
 STATEMENT = re.compile(r"LOG:  (?:statement|execute [^:]+): (.*)$")
 
 
-def _count_statements(log: Path, offset: int) -> tuple[collections.Counter[str], int]:
-    """Statements logged since byte `offset` (not our polling), by first keyword."""
+def _count_statements(
+    log: Path, offset: int, texts: collections.Counter[str] | None = None
+) -> tuple[collections.Counter[str], int]:
+    """Statements logged since byte `offset` (not our polling), by first keyword; with
+    `texts`, each statement's text is counted there too."""
     counts: collections.Counter[str] = collections.Counter()
     with log.open("rb") as f:
         f.seek(offset)
@@ -336,10 +339,12 @@ def _count_statements(log: Path, offset: int) -> tuple[collections.Counter[str],
         if sql.startswith(POLL_TAG):
             continue
         counts[(sql.split(None, 1) or [""])[0].upper().rstrip(";") or "(empty)"] += 1
+        if texts is not None:
+            texts[" ".join(sql.split())[:150]] += 1
     return counts, offset + len(data)
 
 
-def bench_statements(redis_url: str, jobs: int) -> None:
+def bench_statements(redis_url: str, jobs: int, show: bool) -> None:
     from app.embedded import EmbeddedPostgres
     from app.migrate import upgrade
 
@@ -361,7 +366,9 @@ def bench_statements(redis_url: str, jobs: int) -> None:
                 offset = log.stat().st_size
                 # Submitted with no worker up, so the log splits into the two sides.
                 asyncio.run((_submit_ours if kind == "ours" else _submit_bare)(settings, jobs))
-                submit_counts, offset = _count_statements(log, offset)
+                submit_texts: collections.Counter[str] = collections.Counter()
+                worker_texts: collections.Counter[str] = collections.Counter()
+                submit_counts, offset = _count_statements(log, offset, submit_texts)
                 target = _our_worker if kind == "ours" else _bare_worker
                 processes = _start_workers(target, settings, 1)
                 try:
@@ -369,7 +376,12 @@ def bench_statements(redis_url: str, jobs: int) -> None:
                 finally:
                     _stop_workers(processes)
                 time.sleep(0.5)
-                worker_counts, _ = _count_statements(log, offset)
+                worker_counts, _ = _count_statements(log, offset, worker_texts)
+                if show:
+                    for side, texts in (("submit", submit_texts), ("worker", worker_texts)):
+                        print(f"  {kind}, {side} side, per job:")
+                        for sql, n in texts.most_common():
+                            print(f"    {n / jobs:6.2f}  {sql}")
                 both = submit_counts + worker_counts
                 top = ", ".join(f"{k} {v / jobs:.1f}" for k, v in both.most_common(7))
                 rows.append(
@@ -404,6 +416,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300, help="jobs per throughput round")
     parser.add_argument("--statement-jobs", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--show-statements", action="store_true", help="list the statements counted, per job"
+    )
     parser.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--keep-db", action="store_true")
@@ -415,7 +430,7 @@ def main() -> None:
         with scratch_database(args.server_url, "tf_bench_jobs", keep=args.keep_db) as url:
             bench_throughput(url, args.redis_url, args.jobs, args.rounds)
     if "statements" in parts:
-        bench_statements(args.redis_url, args.statement_jobs)
+        bench_statements(args.redis_url, args.statement_jobs, args.show_statements)
     print(f"\nbenchmark wall time {time.perf_counter() - started:.0f} s ({dt.date.today()})")
 
 
