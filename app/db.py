@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event
@@ -48,3 +50,19 @@ def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement is a transaction of its own, without the BEGIN and
+    COMMIT (or ROLLBACK) round trips around it: asyncpg then opens no transaction at all.
+
+    For a unit of work that is one statement (the same atomicity as `sessions.begin()`),
+    and for reads, which under READ COMMITTED see a snapshot per statement anyway. Never for
+    several writes that must stand or fall together: those need `sessions.begin()`.
+    """
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with sessions(bind=autocommit) as session:
+            yield session
