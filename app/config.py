@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     )
     job_timeout_seconds: int = Field(default=3600, ge=1)
     progress_min_interval_seconds: float = Field(
-        default=0.2, ge=0, description="progress events closer together than this are merged"
+        default=0.2, ge=0, description="at most one progress write per this many seconds"
     )
     max_parameters_bytes: int = Field(default=16_384, ge=256)
     max_attempts: int = Field(

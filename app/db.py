@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,10 +28,41 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=True
-    )
+    engine = create_async_engine(async_url(url), pool_size=pool_size, max_overflow=10)
+    event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Hand out no connection the server has already closed, without a round trip.
+
+    `pool_pre_ping` would cost BEGIN, an empty statement and ROLLBACK on every checkout (a
+    job checks out about nine times). A server that terminates a backend or stops says so
+    on the socket, and asyncpg marks the connection closed as soon as the event loop reads
+    that; raising DisconnectionError here makes the pool drop it and connect afresh. A
+    connection that dies between this check and its statement fails that statement as a
+    disconnect, which invalidates the whole pool and which callers treat as transient
+    (the worker retries the job, the API answers SERVICE_UNAVAILABLE).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement is a transaction of its own, without the BEGIN and
+    COMMIT (or ROLLBACK) round trips around it: asyncpg then opens no transaction at all.
+
+    For a unit of work that is one statement (the same atomicity as `sessions.begin()`),
+    and for reads, which under READ COMMITTED see a snapshot per statement anyway. Never for
+    several writes that must stand or fall together: those need `sessions.begin()`.
+    """
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with sessions(bind=autocommit) as session:
+            yield session

@@ -62,7 +62,8 @@ from _support import (
 from app.db import create_engine, create_session_factory
 from app.importer import RowBatch, copy_upsert, location_columns
 from jobs.context import RunContext
-from jobs.kinds.report.params import SalesRatioStudyParams, sales_ratio_study
+from jobs.kinds.report import sales_ratio_study
+from jobs.kinds.report.params import SalesRatioStudyParams
 from jobs.spec import JobKind
 from jobs.stats.ratio import DEFAULT_BOOTSTRAP_REPS, ratio_statistics
 

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, func, insert, literal_column, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
-from app.db import SessionFactory
+from app.db import SessionFactory, autocommit
 from app.metrics import Metrics
 from jobs.access import Caller
 from jobs.changes import next_change_seq, with_change_log
@@ -171,7 +171,7 @@ class Lifecycle:
         spec = KINDS[kind]
         check_input_sizes(raw_input)
         controls = Controls.parse(raw_input, self.settings)
-        async with self.sessions() as session:
+        async with autocommit(self.sessions) as session:
             valid = await spec.validate(session, raw_input, self.settings)
         digest = request_hash(
             {
@@ -335,7 +335,7 @@ class Lifecycle:
             query = with_change_log(spec, stmt.values(change_seq=next_change_seq()))
         else:
             query = stmt.returning(model)  # type: ignore[assignment]
-        async with self.sessions.begin() as session:
+        async with autocommit(self.sessions) as session:
             row = (
                 await session.execute(query.execution_options(synchronize_session=False))
             ).scalar_one_or_none()
@@ -370,7 +370,7 @@ class Lifecycle:
     async def heartbeat(self, spec: KindSpec, job_id: uuid.UUID, token: uuid.UUID) -> bool:
         """A sign of life (no event, no version); False once the run has lost its claim."""
         model = spec.model
-        async with self.sessions.begin() as session:
+        async with autocommit(self.sessions) as session:
             result = await session.execute(
                 update(model)
                 .where(

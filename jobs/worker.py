@@ -85,8 +85,18 @@ async def maintenance(ctx: dict[str, Any]) -> None:
         ctx["last_sweep"] = now
 
 
+Progress = tuple[str, int | None, int | None, float]
+
+
 class _Run:
-    """One claimed run of a job: its progress reporting and its heartbeat."""
+    """One claimed run of a job: its progress reporting and its heartbeat.
+
+    Progress is coalesced: at most one write (an UPDATE and an event) per
+    `progress_min_interval_seconds`. A report inside the interval is kept, the latest one
+    winning, and written when the interval ends, unless the job finishes first: its final
+    transition replaces the progress anyway. The interval starts with the run, whose start
+    already wrote "starting", so a job shorter than the interval writes no progress at all.
+    """
 
     def __init__(self, lifecycle: Lifecycle, spec: KindSpec, job_id: uuid.UUID) -> None:
         self.lifecycle = lifecycle
@@ -94,25 +104,67 @@ class _Run:
         self.job_id = job_id
         self.token = uuid.uuid4()
         self.claim_lost = False
-        self._last_report = 0.0
-        self._last_step: str | None = None
+        self.computing: asyncio.Task[Any] | None = None
+        self._last_write = time.monotonic()
+        self._pending: Progress | None = None
+        self._flush: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()
+        """Held by a progress write, so the final transition never overtakes one."""
 
     async def report(
         self, step: str, processed: int | None, total: int | None, percent: float | None
     ) -> None:
-        now = time.monotonic()
         if percent is None:
             percent = 100.0 * processed / total if processed is not None and total else 0.0
-        interval = self.lifecycle.settings.progress_min_interval_seconds
-        if step == self._last_step and now - self._last_report < interval:
+        progress = (step, processed, total, min(percent, 99.9))
+        wait = self._last_write + self.lifecycle.settings.progress_min_interval_seconds
+        wait -= time.monotonic()
+        if wait > 0:
+            self._pending = progress
+            if self._flush is None:
+                self._flush = asyncio.create_task(self._write_later(wait))
             return
-        self._last_report, self._last_step = now, step
-        updated = await self.lifecycle.progress(
-            self.spec, self.job_id, self.token, step, processed, total, min(percent, 99.9)
-        )
+        self._pending = None
+        if not await self._write(progress):
+            raise JobCancelled(str(self.job_id))
+
+    async def _write(self, progress: Progress) -> bool:
+        """Write one progress value; False once the run has lost its claim."""
+        async with self._writing:
+            self._last_write = time.monotonic()
+            updated = await self.lifecycle.progress(self.spec, self.job_id, self.token, *progress)
         if updated is None:
             self.claim_lost = True
-            raise JobCancelled(str(self.job_id))
+        return updated is not None
+
+    async def _write_later(self, wait: float) -> None:
+        try:
+            await asyncio.sleep(wait)
+            progress, self._pending = self._pending, None
+            if progress is None:
+                return
+            try:
+                # Shielded: `settle` may cancel this task, never a write under way.
+                alive = await asyncio.shield(self._write(progress))
+            except Exception as exc:
+                log.warning("progress of job %s not written: %s", self.job_id, exc)
+                return
+            if not alive and self.computing is not None:
+                self.computing.cancel()
+        finally:
+            self._flush = None
+
+    async def outcome(self, computing: asyncio.Task[Any], timeout: float) -> Any:
+        """The computation's result (or its exception), once no progress write is left: the
+        run's final transition must come after every progress event."""
+        try:
+            return await asyncio.wait_for(computing, timeout)
+        finally:
+            self._pending = None
+            if self._flush is not None:
+                self._flush.cancel()
+            async with self._writing:
+                pass
 
     async def beat(self, computing: asyncio.Task[Any]) -> None:
         interval = self.lifecycle.settings.heartbeat_interval_seconds
@@ -164,9 +216,10 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
     )
     started = time.monotonic()
     computing = asyncio.ensure_future(spec.compute(run))
+    claim.computing = computing
     heartbeat = asyncio.create_task(claim.beat(computing))
     try:
-        result = await asyncio.wait_for(computing, settings.job_timeout_seconds)
+        result = await claim.outcome(computing, settings.job_timeout_seconds)
     except TimeoutError:
         _remove_files(run)
         message = f"the job ran longer than {settings.job_timeout_seconds} s and was stopped"
