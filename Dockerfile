@@ -1,4 +1,7 @@
 FROM python:3.11-slim
+# LightGBM's wheel links the OpenMP runtime, which the slim image lacks.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 # A normal (non-editable) install, pinned by the lock: the image runs the package, not the
 # source tree, exactly as `pip install .` on any machine would.
 WORKDIR /build

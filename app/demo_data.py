@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -42,6 +42,7 @@ import numpy.typing as npt
 import shapely
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.characteristics import EXTRA_CHARACTERISTICS
 from app.importer import (
     DEFAULT_BATCH_SIZE,
     LOCATION_COLUMNS,
@@ -217,6 +218,8 @@ class DemoParcels:
     bathrooms: FloatArray
     geometry: ObjectArray
     """shapely Polygons in WGS84 lon/lat."""
+    extra: Mapping[str, FloatArray] = field(default_factory=dict)
+    """Optional characteristics (app/characteristics.py) by name; NaN = NULL."""
 
     def __len__(self) -> int:
         return int(self.parcel_id.size)
@@ -774,6 +777,9 @@ def _columns_for_copy(county: DemoCounty) -> dict[Kind, tuple[IntArray, dict[str
         "bedrooms": _nullable(p.bedrooms, integer=True),
         "bathrooms": _nullable(p.bathrooms),
     }
+    integers = {c.name for c in EXTRA_CHARACTERISTICS if c.integer}
+    for name, values in p.extra.items():
+        parcels[name] = _nullable(values, integer=name in integers)
     parcels.update(location_columns(p.geometry))
     assert set(LOCATION_COLUMNS) <= parcels.keys()
     sales: dict[str, list[Any]] = {

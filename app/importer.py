@@ -40,6 +40,7 @@ import shapely
 from sqlalchemy import String, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.characteristics import EXTRA_CHARACTERISTICS, EXTRA_NAMES
 from app.models import Assessment, Parcel, Sale
 from app.wording import counted
 
@@ -208,6 +209,10 @@ _TABLES: dict[Kind, _Table] = {
             ("lot_size_sqft", "double precision"),
             ("bedrooms", "integer"),
             ("bathrooms", "double precision"),
+            *(
+                (c.name, "integer" if c.integer else "double precision")
+                for c in EXTRA_CHARACTERISTICS
+            ),
             ("geometry", "text"),
             ("min_lon", "double precision"),
             ("min_lat", "double precision"),
@@ -254,6 +259,7 @@ _PARCEL_FILE_COLUMNS = (
     "lot_size_sqft",
     "bedrooms",
     "bathrooms",
+    *EXTRA_NAMES,
     "lon",
     "lat",
     "geometry",
@@ -918,6 +924,10 @@ def _convert_parcels(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]
         "lot_size_sqft": {"minimum": 0},
         "bedrooms": {"minimum": 0, "maximum": MAX_BEDROOMS, "integer": True},
         "bathrooms": {"minimum": 0},
+        **{
+            c.name: {"minimum": c.minimum, "maximum": c.maximum, "integer": c.integer}
+            for c in EXTRA_CHARACTERISTICS
+        },
     }
     for name, limits in numeric.items():
         if name in cells:

@@ -18,6 +18,20 @@ ReportType, ReportParameters, ReportParametersOutput = variant_types(
 )
 
 
+@strawberry.type(description="How many sales a step of the study's selection left out, and why.")
+class SaleExclusion:
+    step: str = strawberry.field(description="arms_length | assessment | filters | trim")
+    excluded: int
+    reason: str
+
+
+@strawberry.type(description="The time adjustment a ratio study applied to sale prices.")
+class RatioStudyTimeAdjustment:
+    method: str
+    adjusted_to: dt.date
+    annual_trend_percent: float | None = None
+
+
 @strawberry.type
 class RatioStudy:
     tax_year: int
@@ -27,6 +41,14 @@ class RatioStudy:
     group_by: str | None
     overall: RatioStatistics
     groups: list[RatioStatistics]
+    iqr_factor: float | None = strawberry.field(default=None, description="with trim iqr")
+    quantiles: list[float] | None = strawberry.field(
+        default=None, description="kept quantile range, with trim quantile"
+    )
+    zip_codes: list[str] | None = None
+    neighborhoods: list[str] | None = None
+    time_adjustment: RatioStudyTimeAdjustment | None = None
+    exclusions: list[SaleExclusion] = strawberry.field(default_factory=list)
 
 
 @strawberry.type(description="Totals of the assessment roll for one group of parcels.")

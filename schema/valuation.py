@@ -84,6 +84,33 @@ def model_fit(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@strawberry.type(description="A characteristic's share of the trees' total split gain.")
+class FeatureImportance:
+    feature: str
+    share: float
+
+
+@strawberry.type(description="Fit of the gradient-boosted trees (LightGBM).")
+class BoostedModelFit:
+    n: int = strawberry.field(description="sales the trees were grown on")
+    rounds: int = strawberry.field(description="boosting rounds")
+    features: list[str] = strawberry.field(description="the characteristics used")
+    smearing_factor: float = strawberry.field(description="Duan's smearing factor")
+    valuation_date: dt.date | None = None
+    importance: list[FeatureImportance]
+
+
+def boosted_fit(stored: dict[str, Any]) -> dict[str, Any]:
+    """The trees' summary as stored (importance by name) in the shape of `BoostedModelFit`."""
+    return {
+        **stored,
+        "importance": [
+            {"feature": name, "share": share}
+            for name, share in (stored.get("importance") or {}).items()
+        ],
+    }
+
+
 @strawberry.type
 class ValuationResult:
     method: str
@@ -92,8 +119,30 @@ class ValuationResult:
     interval: Interval | None = None
     comparables: list[Comparable] | None = None
     parcels_valued: int | None = None
-    holdout: RatioStatistics | None = None
-    model: ModelFit | None = strawberry.field(default=None, description="the model's fit")
+    holdout: RatioStatistics | None = strawberry.field(
+        default=None,
+        description="the method's ratio statistics on held-out sales (gradient_boosting: "
+        "the latest sales, a time-ordered holdout)",
+    )
+    hedonic_holdout: RatioStatistics | None = strawberry.field(
+        default=None,
+        description="gradient_boosting only: the hedonic model's statistics on the same holdout",
+    )
+    features: list[str] | None = strawberry.field(
+        default=None, description="gradient_boosting: the characteristics the trees used"
+    )
+    model: ModelFit | None = strawberry.field(
+        default=None,
+        description="the hedonic model's fit (for gradient_boosting: the comparison model's)",
+    )
+    boosted_model: BoostedModelFit | None = strawberry.field(
+        default=None, description="gradient_boosting: the trees' fit"
+    )
+    warnings: list[str] = strawberry.field(
+        default_factory=list,
+        description="what the values rest on that an assessor must know (e.g. an extrapolated "
+        "market trend, a model without a time term)",
+    )
     files: list[ResultFile]
     summary: JSON | None = None
 
@@ -110,6 +159,8 @@ class ValuationJob(Job):
         result = snap["result"]
         if result is not None and result.get("model") is not None:
             result = {**result, "model": model_fit(result["model"])}
+        if result is not None and result.get("boosted_model") is not None:
+            result = {**result, "boosted_model": boosted_fit(result["boosted_model"])}
         return super().from_snapshot({**snap, "result": result})
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import create_token, revoke_token
+from app.config import Settings
 from app.db import create_session_factory
 from app.demo_data import load_demo_county
 from jobs.access import Caller
+from jobs.context import RunContext
 from jobs.lifecycle import Lifecycle
 from jobs.registry import KINDS
 from jobs.spec import JobKind
@@ -59,3 +62,54 @@ async def finished_report(
     await lifecycle.start(spec, job_id, run)
     await lifecycle.complete(spec, job_id, run, {"files": listed})
     return str(job_id)
+
+
+async def compute(
+    engine: AsyncEngine, settings: Settings, kind: JobKind, raw: dict[str, Any]
+) -> dict[str, Any]:
+    """A kind's validation then its compute, called directly (no queue, no worker): the
+    numbers a job would report, for tests of the numerics on real data in the real database.
+    `raw` is the lifecycle's input (snake_case keys, `parameters` as a dict)."""
+    spec = KINDS[kind]
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        valid = await spec.validate(session, raw, settings)
+
+    async def progress(
+        step: str, processed: int | None, total: int | None, percent: float | None
+    ) -> None:
+        return None
+
+    ctx = RunContext(
+        job_id=uuid.uuid4(),
+        kind=kind,
+        county_id=valid.county_id,
+        parameters=valid.parameters,
+        columns=valid.columns,
+        sessions=sessions,
+        results_dir=settings.resolved_results_dir,
+        report_progress=progress,
+    )
+    return await spec.compute(ctx)
+
+
+async def ratio_study(
+    engine: AsyncEngine, settings: Settings, county: str, **parameters: Any
+) -> dict[str, Any]:
+    """A sales ratio study's result, computed directly (`parameters` in snake_case)."""
+    return await compute(
+        engine,
+        settings,
+        JobKind.REPORT,
+        {
+            "county_id": county,
+            "report_type": "sales_ratio_study",
+            "parameters": {"sales_ratio_study": parameters},
+        },
+    )
+
+
+def result_text(settings: Settings, result: dict[str, Any], suffix: str) -> str:
+    """The text of the one result file whose name ends with `suffix`."""
+    (file,) = [f for f in result["files"] if f["name"].endswith(suffix)]
+    return (settings.resolved_results_dir / file["url"].removeprefix("/results/")).read_text()

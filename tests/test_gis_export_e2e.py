@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyogrio.raw
 import pytest
 import shapefile
 import shapely
@@ -39,6 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.demo_data import load_demo_county
 from app.importer import import_file
+from jobs.spec import JobKind
+from tests.builders import compute
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql_data, subscribe
 from tests.test_job_flow import download, mutation
@@ -311,9 +314,7 @@ def read_kml(body: bytes, _result: Mapping[str, Any], _tmp: Path) -> list[Featur
 
 def read_csv(body: bytes, _result: Mapping[str, Any], _tmp: Path) -> list[Feature]:
     rows = csv.DictReader(io.StringIO(body.decode("utf-8"), newline=""))
-    return [
-        Feature(row["parcel_id"], shapely.wkt.loads(row.pop("geometry_wkt")), row) for row in rows
-    ]
+    return [Feature(row["parcel_id"], shapely.wkt.loads(row.pop("WKT")), row) for row in rows]
 
 
 def read_geopackage(body: bytes, _result: Mapping[str, Any], tmp: Path) -> list[Feature]:
@@ -549,7 +550,7 @@ async def files_left_after_unwinding(
     return files
 
 
-async def test_failed_export_leaves_no_partial_file(
+async def test_a_shapefile_of_lots_and_points_is_the_one_refusal(
     app_server: RunningApp,
     worker: WorkerControl,
     county: str,
@@ -557,8 +558,9 @@ async def test_failed_export_leaves_no_partial_file(
     settings: Settings,
     tmp_path: Path,
 ) -> None:
-    """A parcel re-imported with a lon/lat location is a point, which a polygon layer cannot
-    hold; it sorts last, so earlier batches are already on disk when the export fails."""
+    """A parcel re-imported with a lon/lat location is a point; a Shapefile holds one shape
+    type, so a selection of lots and points cannot be one. The job fails before writing,
+    saying why and what to do, and leaves no file."""
     lots = await read_lots(engine, county)
     last = max(lots.parcel_id.tolist())
     centre = shapely.centroid(lots.geometry[lots.parcel_id == last][0])
@@ -568,23 +570,56 @@ async def test_failed_export_leaves_no_partial_file(
     (updates,) = await run_exports(
         app_server,
         worker,
-        [
-            {
-                "exportFormat": "SHAPEFILE",
-                "countyId": county,
-                "layers": ["PARCELS", "SALES"],
-                "parameters": {"batchSize": 100},
-            }
-        ],
+        [{"exportFormat": "SHAPEFILE", "countyId": county, "layers": ["PARCELS", "SALES"]}],
     )
     failed = final(updates, "FAILED")
     assert failed["error"]["code"] == "UNSUPPORTED_GEOMETRY", failed["error"]
-    assert last in failed["error"]["message"] and "Point" in failed["error"]["message"]
-    written = [
-        u["progress"]["processed"] for u in updates if u["progress"]["step"] == "writing features"
-    ]
-    assert written and written[-1] >= 100, updates
+    message = failed["error"]["message"]
+    assert "Point" in message and "Shapefile" in message and "GeoPackage" in message
     assert job_files(settings, failed["id"]) == []
+
+
+@pytest.mark.parametrize("located", ["all", "one"])
+async def test_parcels_located_by_lon_lat_are_exported_as_points(
+    county: str, engine: AsyncEngine, settings: Settings, tmp_path: Path, located: str
+) -> None:
+    """Parcels imported by lon/lat (which the import allows) could not be exported in any
+    format, CSV included. They are points now, in every format (a point Shapefile when the
+    whole layer is points), read back by GDAL with no options."""
+    lots = await read_lots(engine, county)
+    ids = sorted(lots.parcel_id.tolist())
+    moved = ids if located == "all" else ids[-1:]
+    centres = {
+        pid: shapely.centroid(geometry)
+        for pid, geometry in zip(lots.parcel_id.tolist(), lots.geometry, strict=True)
+        if pid in set(moved)
+    }
+    locations = tmp_path / "locations.csv"
+    locations.write_text(
+        "parcel_id,lon,lat\n" + "".join(f"{pid},{p.x!r},{p.y!r}\n" for pid, p in centres.items())
+    )
+    await import_file(engine, "parcels", locations, county)
+    formats = FORMATS if located == "all" else [f for f in FORMATS if f != "Shapefile"]
+    for fmt in formats:
+        result = await compute(
+            engine,
+            settings,
+            JobKind.GIS_EXPORT,
+            {"county_id": county, "export_format": fmt, "layers": LAYERS},
+        )
+        assert result["record_count"] == len(ids), fmt
+        path = settings.resolved_results_dir / result["file"]["url"].removeprefix("/results/")
+        meta, _, wkb, values = pyogrio.raw.read(str(path))
+        names = [n.lower() for n in meta["fields"].tolist()]
+        got = dict(
+            zip(values[names.index("parcel_id")].tolist(), shapely.from_wkb(wkb), strict=True)
+        )
+        assert sorted(got) == ids, fmt
+        for pid, point in centres.items():
+            assert got[pid].geom_type == "Point", fmt
+            assert (got[pid].x, got[pid].y) == (point.x, point.y), fmt
+        kept = [g for pid, g in got.items() if pid not in centres]
+        assert all(g.geom_type in ("Polygon", "MultiPolygon") for g in kept), fmt
 
 
 async def test_cancelled_export_leaves_no_partial_file(
@@ -658,7 +693,7 @@ async def test_gdal_opens_every_format(
         result = final(updates)["result"]
         path = tmp_path / result["file"]["name"]
         path.write_bytes(await download(app_server, result["file"]["url"]))
-        options = ["-oo", "GEOM_POSSIBLE_NAMES=geometry_wkt"] if fmt == "CSV" else []
+        options = ["-oo", "GEOM_POSSIBLE_NAMES=WKT"] if fmt == "CSV" else []
         info = subprocess.run(
             ["ogrinfo", "-ro", "-al", "-geom=SUMMARY", *options, str(path)],
             capture_output=True,

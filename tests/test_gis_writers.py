@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyogrio.raw
 import pytest
 import shapefile
 import shapely
@@ -281,12 +282,9 @@ def read_csv(path: Path) -> list[tuple[BaseGeometry | None, dict[str, Any]]]:
     assert not raw.startswith(b"\xef\xbb\xbf")
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == [*(f.name for f in FIELDS), "geometry_wkt"]
+        assert reader.fieldnames == [*(f.name for f in FIELDS), "WKT"]
         rows = list(reader)
-    return [
-        (shapely.wkt.loads(row["geometry_wkt"]) if row["geometry_wkt"] else None, row)
-        for row in rows
-    ]
+    return [(shapely.wkt.loads(row["WKT"]) if row["WKT"] else None, row) for row in rows]
 
 
 def parse_gpkg_blob(blob: bytes) -> tuple[BaseGeometry, tuple[float, ...]]:
@@ -446,7 +444,7 @@ def test_csv_round_trip(tmp_path: Path) -> None:
         assert geometry is not None
         assert_same_geometry(geometry, expected_geometry)
         assert all(exterior_and_hole_orientation(geometry)[0])
-        row.pop("geometry_wkt")
+        row.pop("WKT")
         assert row == {k: text_of(v) for k, v in expected.items()}
     assert float(rows[1][1]["living_area_sqft"]) == 0.1 + 0.2
 
@@ -617,9 +615,7 @@ def test_gdal_reads_every_format(tmp_path: Path, fmt: str, rows: int) -> None:
     batch_sizes = (2, 0, 3) if rows else ()
     written = write_all(tmp_path, fmt, GEOMETRIES[:rows], RECORDS[:rows], batch_sizes=batch_sizes)
     options = (
-        ["-oo", "GEOM_POSSIBLE_NAMES=geometry_wkt", "-oo", "KEEP_GEOM_COLUMNS=NO"]
-        if fmt == "CSV"
-        else []
+        ["-oo", "GEOM_POSSIBLE_NAMES=WKT", "-oo", "KEEP_GEOM_COLUMNS=NO"] if fmt == "CSV" else []
     )
     result = subprocess.run(
         [ogrinfo, "-ro", "-so", "-al", *options, str(written.path)],
@@ -733,7 +729,7 @@ def test_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="type 'text' is not one of"):
         Field("a", "text")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="reserved"):
-        open_writer("CSV", tmp_path, "x", [Field("geometry_wkt")])
+        open_writer("CSV", tmp_path, "x", [Field("WKT")])
     with pytest.raises(ValueError, match="reserved"):
         open_writer("GeoPackage", tmp_path, "x", [Field("geom")])
     with open_writer("GeoJSON", tmp_path, "x", FIELDS) as writer:
@@ -765,3 +761,61 @@ def test_numpy_input_and_not_a_number(tmp_path: Path) -> None:
     properties = [p for _, p in read_geojson(written.path)]
     assert [p["year_built"] for p in properties] == [1990, 2001]
     assert [p["living_area_sqft"] for p in properties] == [None, 2.5]
+
+
+# -- point layers (parcels imported by lon/lat) ------------------------------------------------
+
+POINTS = [shapely.Point(LON0 + i * 0.0012345678901, LAT0 - i * 0.000987654321) for i in range(4)]
+
+
+def read_with_gdal(path: Path) -> tuple[str, list[BaseGeometry], list[str]]:
+    """(declared geometry type, geometries, parcel ids) as GDAL reads the file, with no
+    options: what QGIS or ogr2ogr would see when the file is opened."""
+    meta, _, wkb, values = pyogrio.raw.read(str(path))
+    names = [name.lower() for name in meta["fields"].tolist()]
+    ids = values[names.index("parcel_id")].tolist()
+    return meta["geometry_type"], list(shapely.from_wkb(wkb)), ids
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_a_point_layer_reads_back_as_points(tmp_path: Path, fmt: str) -> None:
+    """Parcels imported by lon/lat could not be exported in any format; every format now
+    writes them as points (a Shapefile of POINT shapes), and GDAL reads them back unchanged.
+    The CSV's geometry column is named WKT, which GDAL takes as the geometry unasked."""
+    records = RECORDS[: len(POINTS)]
+    with open_writer(fmt, tmp_path, "parcels", FIELDS, geometry="point") as writer:
+        writer.write_batch(POINTS[:3], records[:3])
+        writer.write_batch(POINTS[3:], records[3:])
+        written = writer.close()
+    assert written.row_count == len(POINTS)
+    assert written.bbox == tuple(float(v) for v in shapely.total_bounds(np.array(POINTS)))
+    declared, geometries, ids = read_with_gdal(written.path)
+    # Text formats declare no type; GDAL reports what it finds in them.
+    assert declared == "Point" or (fmt in ("CSV", "KML") and declared == "Unknown"), declared
+    assert ids == [r["parcel_id"] for r in records]
+    for got, want in zip(geometries, POINTS, strict=True):
+        assert got.geom_type == "Point"
+        assert (got.x, got.y) == (want.x, want.y)
+
+
+@pytest.mark.parametrize("fmt", [f for f in EXPORT_FORMATS if f != "Shapefile"])
+def test_a_mixed_layer_keeps_lots_and_points(tmp_path: Path, fmt: str) -> None:
+    mixed = [GEOMETRIES[0], POINTS[0], GEOMETRIES[2]]
+    with open_writer(fmt, tmp_path, "parcels", FIELDS, geometry="mixed") as writer:
+        writer.write_batch(mixed, RECORDS[:3])
+        written = writer.close()
+    _, geometries, ids = read_with_gdal(written.path)
+    assert ids == [r["parcel_id"] for r in RECORDS[:3]]
+    assert [g.geom_type for g in geometries][1] == "Point"
+    assert shapely.equals(geometries[0], mixed[0]) and shapely.equals(geometries[2], mixed[2])
+
+
+def test_a_shapefile_refuses_a_mixed_layer_and_each_layer_its_wrong_kind(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one shape type"):
+        open_writer("Shapefile", tmp_path, "x", FIELDS, geometry="mixed")
+    with (
+        open_writer("Shapefile", tmp_path, "x", FIELDS, geometry="point") as writer,
+        pytest.raises(ValueError, match="Polygon is not supported in a point layer"),
+    ):
+        writer.write_batch([GEOMETRIES[0]], RECORDS[:1])
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from jobs.kinds.report.html_report import (
     MAX_CHART_POINTS,
     RatioStudyReport,
@@ -19,6 +21,7 @@ from jobs.kinds.report.html_report import (
     write_ratio_study_html,
 )
 from jobs.stats.ratio import cod_range, group_statistics, iqr_trim_mask, ratio_statistics
+from tests.builders import load_small_county, ratio_study, result_text
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr", "source"}
 GENERATED = dt.datetime(2025, 3, 4, 15, 30, tzinfo=dt.UTC)
@@ -174,7 +177,8 @@ def test_overall_table_shows_every_statistic_and_verdict(tmp_path: Path) -> None
     assert f"{overall.cod:.1f}" in body
     assert f"{overall.count - overall.count_used} trimmed" in body
     assert "0.90 \u2013 1.10" in body and "5.0 \u2013 15.0" in body and "0.98 \u2013 1.03" in body
-    assert body.count("\u2713 pass") + body.count("\u2717 fail") == 4
+    # Level, COD, PRD, PRB and MKI.
+    assert body.count("\u2713 pass") + body.count("\u2717 fail") == 5
 
 
 def test_failing_study_reads_fail(tmp_path: Path) -> None:
@@ -305,3 +309,61 @@ def test_degenerate_price_ranges_render(tmp_path: Path, n: int) -> None:
     assert page.errors == []
     assert drawn_points(page) == n
     assert any(t.startswith("$") for t in page.text("svg").split())
+
+
+def standards_rows(page: Page, text: str) -> dict[str, list[str]]:
+    """The IAAO standards table of the overall section: statistic -> [value, range, result,
+    verdict of its interval]."""
+    table = text.split("IAAO standards", 1)[1].split("Meets IAAO standards", 1)[0]
+    rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td>(.*?)</tr>", table)
+    cells = {
+        stat: [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", rest)]
+        for stat, rest in rows
+    }
+    assert page.errors == []
+    return cells
+
+
+@pytest.mark.parametrize(
+    ("cod", "passes", "shown"),
+    [
+        (15.038, False, "15.04"),
+        (4.96, False, "4.96"),
+        (14.96, True, "15.0"),
+        (15.0004, False, "15.0004"),
+    ],
+)
+def test_a_value_beside_its_range_never_looks_on_the_wrong_side(
+    tmp_path: Path, cod: float, passes: bool, shown: str
+) -> None:
+    """COD 15.038 printed "15.0" beside "5.0 - 15.0  fail" contradicted itself: the value is
+    printed with as many digits as it takes to read as failing, and no more when it passes."""
+    base = study(300)
+    overall = dataclasses.replace(
+        base.overall, cod=cod, standards={**base.overall.standards, "cod": passes}
+    )
+    text, page = render(tmp_path, dataclasses.replace(base, overall=overall, groups=[overall]))
+    value, bounds, verdict, _ = standards_rows(page, text)["COD (%)"]
+    assert value == shown
+    assert bounds == "5.0 \u2013 15.0"
+    assert verdict == ("\u2713 pass" if passes else "\u2717 fail")
+
+
+async def test_the_report_prints_the_cod_range_it_judged_by(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """With codStandard set, the page showed the property class's COD range next to a verdict
+    taken against another one."""
+    county = await load_small_county(engine, parcels=1500)
+    result = await ratio_study(
+        engine, settings, county, cod_standard="residential_homogeneous", tax_year=2023
+    )
+    overall = result["ratio_study"]["overall"]
+    (cod,) = [s for s in overall["standards"] if s["statistic"] == "cod"]
+    assert (cod["lower"], cod["upper"]) == (5.0, 10.0)
+    assert cod["passes"] == (5.0 <= overall["cod"] <= 10.0)
+    text = result_text(settings, result, ".html")
+    _, bounds, verdict, _ = standards_rows(Page(text), text)["COD (%)"]
+    assert bounds == "5.0 \u2013 10.0"
+    assert verdict == ("\u2713 pass" if cod["passes"] else "\u2717 fail")
+    assert "COD 5.0 \u2013 15.0" not in text

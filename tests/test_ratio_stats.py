@@ -197,7 +197,8 @@ def test_ratio_statistics_tiny_hand_sample() -> None:
     # five sales cannot give a 95 % median interval: min..max at 1 - 2/32 = 93.75 %
     assert st.median_ratio_ci == Interval(lower=0.8, upper=1.2, level=0.9375)
     assert "93.8%" in st.note
-    # PRB is defined (the value proxy varies with the assessed value); standards evaluated
+    # PRB is defined (the value proxy varies with the assessed value); standards evaluated,
+    # all but MKI, which is undefined here
     assert st.prb is not None
     assert set(st.standards) == {"level", "cod", "prd", "prb"}
     assert st.meets_standards == all(st.standards.values())
@@ -500,7 +501,7 @@ def test_invalid_parameters_raise() -> None:
     with pytest.raises(ValueError, match="reps must be"):
         bootstrap_ci([1, 2], [1, 2], "cod", reps=0)
     with pytest.raises(ValueError, match="trim must be"):
-        ratio_statistics([1] * 5, [1] * 5, trim="quantile")  # type: ignore[arg-type]
+        ratio_statistics([1] * 5, [1] * 5, trim="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least three sales"):
         prb_with_ci([1, 2], [1, 3])
 
@@ -536,7 +537,7 @@ def test_meets_standards_pass_and_fail() -> None:
     a, s = _uniform_sample(0.1)
     good = ratio_statistics(a, s, bootstrap_reps=20)
     assert good.cod == pytest.approx(6.0, rel=1e-9)
-    assert good.standards == {"level": True, "cod": True, "prd": True, "prb": True}
+    assert good.standards == {"level": True, "cod": True, "prd": True, "prb": True, "mki": True}
     assert good.meets_standards is True
 
     # spread 0.2 -> COD 12: passes residential (5-15), fails homogeneous residential (5-10)

@@ -89,8 +89,15 @@ def test_every_closed_choice_is_an_enum(types: dict[str, dict[str, Any]]) -> Non
     }
     assert values["ReportType"] == ["SALES_RATIO_STUDY", "ASSESSMENT_ROLL"]
     assert values["ExportFormat"] == ["GEOJSON", "SHAPEFILE", "KML", "CSV", "GEOPACKAGE"]
-    assert values["ValuationMethod"] == ["HEDONIC", "COMPARABLES"]
-    assert values["RatioGroupBy"] == ["NONE", "PROPERTY_CLASS", "NEIGHBORHOOD", "ZIP_CODE"]
+    assert values["ValuationMethod"] == ["HEDONIC", "COMPARABLES", "GRADIENT_BOOSTING"]
+    assert values["RatioGroupBy"] == [
+        "NONE",
+        "PROPERTY_CLASS",
+        "NEIGHBORHOOD",
+        "ZIP_CODE",
+        "SALE_PRICE_QUARTILE",
+        "SALE_PRICE_DECILE",
+    ]
     # The job types answer with the same enums.
     assert named(fields(types, "ReportJob")["reportType"]["type"]) == ("ENUM", "ReportType")
     assert named(fields(types, "GisExportJob")["layers"]["type"]) == ("ENUM", "GisLayer")

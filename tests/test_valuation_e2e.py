@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.demo_data import HEDONIC_TRUTH, load_demo_county, true_value
+from jobs.spec import JobKind
+from tests.builders import compute
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import download, mutation
@@ -46,7 +48,7 @@ subscription($id: ID!) {
         model { n k df r2 adjR2 sigma valuationDate referenceLevels { propertyClass neighborhood }
                 imputed { attribute value count }
                 coefficients { name estimate standardError t } }
-        summary files { name url sizeBytes rowCount contentType } } }
+        warnings summary files { name url sizeBytes rowCount contentType } } }
   }
 }
 """
@@ -77,7 +79,7 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, A
 
 
 async def run_valuations(
-    app: RunningApp, worker: WorkerControl, inputs: list[dict[str, Any]]
+    app: RunningApp, worker: WorkerControl, inputs: list[dict[str, Any]], watch: str = WATCH
 ) -> list[dict[str, Any]]:
     """Submit every job with no worker running, then start one and watch each to the end;
     returns each job's final state."""
@@ -87,7 +89,7 @@ async def run_valuations(
     ]
     async with AsyncExitStack() as stack:
         subs = [
-            await stack.enter_async_context(subscribe(app.ws_url, WATCH, {"id": job_id}))
+            await stack.enter_async_context(subscribe(app.ws_url, watch, {"id": job_id}))
             for job_id in ids
         ]
         await worker.start()
@@ -168,11 +170,19 @@ county, so ln_lot_size is the least precise term (standard error ~0.07)."""
 async def test_county_job_values_every_parcel_at_the_noise_level(
     app_server: RunningApp, worker: WorkerControl, engine: AsyncEngine
 ) -> None:
+    """Without a valuation date, values hold at the county's last sale (not today, which
+    would extrapolate the trend over every year since) and nothing needs a warning."""
     parcels = await load_county(engine)
-    (job,) = await run_valuations(app_server, worker, [county_input()])
+    (job,) = await run_valuations(app_server, worker, [{"countyId": COUNTY}])
     result = completed(job)
     assert result["method"] == "hedonic"
-    assert result["valuationDate"] == VALUATION_DATE.isoformat()
+    (last,) = await rows(
+        engine,
+        "SELECT max(sale_date) AS d FROM sales WHERE county_id = :c AND arms_length",
+        c=COUNTY,
+    )
+    assert result["valuationDate"] == last["d"].isoformat()
+    assert result["warnings"] == []
     assert result["parcelsValued"] == parcels
     stored = await rows(
         engine,
@@ -464,3 +474,87 @@ async def test_parcels_without_a_characteristic_fail_with_a_reason(
     assert job["error"]["code"] == "MISSING_CHARACTERISTICS", job["error"]
     assert "bedrooms" in job["error"]["message"]
     assert await rows(engine, "SELECT id FROM valuations") == []
+
+
+async def test_comparables_never_value_a_sold_parcel_by_its_own_sale(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A parcel that sold recently was its own nearest comparable (distance 0, weight ~10
+    against ~0.5 for the others), so its value echoed its own price: sales chasing built into
+    the method. Its own sales are not comparables."""
+    await load_county(engine)
+    (sold,) = await rows(
+        engine,
+        """SELECT parcel_id, sale_price FROM sales WHERE county_id = :c AND arms_length
+           AND sale_date BETWEEN '2024-06-01' AND :v ORDER BY parcel_id LIMIT 1""",
+        c=COUNTY,
+        v=VALUATION_DATE,
+    )
+    result = await compute(
+        engine,
+        settings,
+        JobKind.VALUATION,
+        {
+            "county_id": COUNTY,
+            "property_id": sold["parcel_id"],
+            "parameters": {"method": "comparables", "valuation_date": VALUATION_DATE.isoformat()},
+        },
+    )
+    comparables = result["comparables"]
+    assert len(comparables) == 6
+    assert sold["parcel_id"] not in {c["parcel_id"] for c in comparables}
+    assert min(c["distance"] for c in comparables) > 0
+
+
+async def test_a_valuation_date_years_beyond_the_sales_is_warned_about(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Sales of 2021-2024 valued as of 2030: allowed, but the trend is extrapolated five
+    years, and the result says so."""
+    await load_county(engine)
+    (house,) = await unsold_houses(engine, 1)
+    raw = {"county_id": COUNTY, "property_id": house["parcel_id"]}
+    result = await compute(
+        engine, settings, JobKind.VALUATION, {**raw, "parameters": {"valuation_date": "2030-01-01"}}
+    )
+    (warning,) = result["warnings"]
+    assert "2030-01-01" in warning and "extrapolated" in warning
+    plain = await compute(engine, settings, JobKind.VALUATION, raw)
+    assert plain["warnings"] == []
+    assert plain["valuation_date"] < "2025-01-01"
+
+
+async def test_sales_all_of_one_date_are_valued_without_a_time_term(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A cross-sectional sample (every sale on one date) failed with SINGULAR_DESIGN on the
+    time term; the model drops the term and says so."""
+    await load_county(engine)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                """DELETE FROM sales s WHERE county_id = :c AND EXISTS (
+                     SELECT 1 FROM sales t WHERE t.county_id = s.county_id
+                     AND t.parcel_id = s.parcel_id AND t.sale_date > s.sale_date)"""
+            ),
+            {"c": COUNTY},
+        )
+        await conn.execute(
+            text("UPDATE sales SET sale_date = '2024-06-30' WHERE county_id = :c"), {"c": COUNTY}
+        )
+    (house,) = await unsold_houses(engine, 1)
+    result = await compute(
+        engine,
+        settings,
+        JobKind.VALUATION,
+        {"county_id": COUNTY, "property_id": house["parcel_id"]},
+    )
+    assert result["valuation_date"] == "2024-06-30"
+    model = result["model"]
+    assert model["time_term"] is False and "time_months" not in model["coefficients"]
+    assert model["time_trend_pct_per_month"] is None
+    (warning,) = result["warnings"]
+    assert "no time term" in warning and "2024-06-30" in warning
+    # The characteristics are still recovered (prices are the truth at their dates).
+    fitted = model["coefficients"]["ln_living_area"]
+    assert abs(fitted["estimate"] - HEDONIC_TRUTH.log_living_area) < 4 * fitted["se"] + 0.02

@@ -40,6 +40,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from jobs.stats.sales_chasing import SalesChasing, detect_sales_chasing
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
@@ -76,6 +78,24 @@ PRD_RANGE: tuple[float, float] = (0.98, 1.03)
 
 PRB_RANGE: tuple[float, float] = (-0.05, 0.05)
 """Acceptable coefficient of price-related bias, IAAO 2013 Section 9.2.7 (``assesspy.prb_met``)."""
+
+MKI_RANGE: tuple[float, float] = (0.95, 1.05)
+"""Acceptable modified Kakwani index: Quintos (2020), as ``assesspy.mki_met`` applies it."""
+
+OutlierTrim = Literal["iqr", "quantile", "none"]
+
+DEFAULT_IQR_FACTOR = 1.5
+"""The IQR fence of :func:`iqr_trim_mask` unless the caller says otherwise.
+
+Why 1.5: IAAO Standard on Ratio Studies 2013, Appendix B.1, uses 1.5 x IQR to *identify*
+outliers and 3.0 x IQR for *extreme* ones; the Cook County Assessor's Office trims at 3.0
+(``assesspy.is_outlier``'s default). 1.5 is the conventional fence the standard describes
+first; offices that trim only extreme outliers pass 3.0.
+"""
+
+DEFAULT_QUANTILES: tuple[float, float] = (0.05, 0.95)
+"""Kept share of the ``quantile`` method: ratios outside the 5th..95th percentiles are trimmed
+(``assesspy.outliers._quantile_outlier``'s default)."""
 
 COD_RANGES: dict[str, tuple[float, float]] = {
     "residential": (5.0, 15.0),
@@ -156,6 +176,38 @@ class Interval:
         return self.lower <= value <= self.upper
 
 
+ConfidenceVerdict = Literal["meets_with_confidence", "fails_with_confidence", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Compliance:
+    """One IAAO criterion judged twice: by the point value, and by its confidence interval.
+
+    Why both: a median ratio of 0.91 from 40 sales passes the level standard (0.90-1.10) by
+    its point value, but its interval may reach 0.86, so the sample cannot show compliance.
+    The interval verdict is ``meets_with_confidence`` when the whole interval lies inside the
+    range, ``fails_with_confidence`` when it lies wholly outside, else ``inconclusive``; None
+    for a statistic without an interval (MKI).
+    """
+
+    standard: str
+    value: float
+    range_lower: float
+    range_upper: float
+    meets: bool
+    with_confidence: ConfidenceVerdict | None
+
+
+def _confidence(interval: Interval | None, bounds: tuple[float, float]) -> ConfidenceVerdict | None:
+    if interval is None:
+        return None
+    if bounds[0] <= interval.lower and interval.upper <= bounds[1]:
+        return "meets_with_confidence"
+    if interval.upper < bounds[0] or interval.lower > bounds[1]:
+        return "fails_with_confidence"
+    return "inconclusive"
+
+
 @dataclass(frozen=True)
 class RatioStatistics:
     """Ratio-study result for one sample (stratum).
@@ -186,6 +238,13 @@ class RatioStatistics:
     meets_standards: bool | None = None
     note: str | None = None
     standards: dict[str, bool] = field(default_factory=dict)
+    compliance: list[Compliance] = field(default_factory=list)
+    """Each standard judged by its point value and, where there is one, by its interval."""
+    meets_with_confidence: bool | None = None
+    """The four IAAO criteria all meet with confidence (True), one fails with confidence
+    (False), or the intervals cannot tell (None)."""
+    sales_chasing: SalesChasing | None = None
+    """IAAO Appendix E screens on the ratios used (after trimming, like every statistic)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,6 +623,67 @@ def iqr_trim_mask(ratio: ArrayLike, factor: float = 1.5) -> BoolArray:
     return keep
 
 
+def quantile_trim_mask(
+    ratio: ArrayLike, quantiles: tuple[float, float] = DEFAULT_QUANTILES
+) -> BoolArray:
+    """Keep-mask of the quantile method: ratios inside the given percentiles (inclusive).
+
+    The complement of ``assesspy.outliers._quantile_outlier`` (linear interpolation, as
+    pandas): it trims a fixed share of each tail whatever the spread, which suits samples
+    whose IQR is so narrow that the IQR rule would trim ordinary sales.
+    """
+    r = _as_1d_float(ratio, "ratio")
+    lower, upper = quantiles
+    if not 0.0 <= lower < upper <= 1.0:
+        raise ValueError(f"quantiles must satisfy 0 <= lower < upper <= 1, got {quantiles}")
+    if r.size == 0:
+        return np.zeros(0, dtype=np.bool_)
+    lo, hi = np.quantile(r, [lower, upper])
+    keep: BoolArray = (r >= lo) & (r <= hi)
+    return keep
+
+
+def trim_mask(
+    ratio: ArrayLike,
+    trim: OutlierTrim,
+    iqr_factor: float = DEFAULT_IQR_FACTOR,
+    quantiles: tuple[float, float] = DEFAULT_QUANTILES,
+) -> BoolArray:
+    """Keep-mask of the chosen outlier method (``none`` keeps every sale)."""
+    if trim == "iqr":
+        return iqr_trim_mask(ratio, iqr_factor)
+    if trim == "quantile":
+        return quantile_trim_mask(ratio, quantiles)
+    if trim == "none":
+        return np.ones(np.asarray(ratio).shape[0], dtype=np.bool_)
+    raise ValueError(f"trim must be 'iqr', 'quantile' or 'none', got {trim!r}")
+
+
+def price_strata(sale_price: ArrayLike, strata: int) -> NDArray[np.object_]:
+    """A label per sale naming its sale-price stratum (quartile for 4, decile for 10).
+
+    Why: vertical equity is judged by comparing ratio levels across price ranges; grouping a
+    study by these labels gives every stratum its own median, COD and PRD. Cuts are the
+    sample's price quantiles; a price equal to a cut falls in the lower stratum, so equal
+    prices always share one. Labels sort in stratum order ("Q1" .. "Q4", "D01" .. "D10") and
+    carry the stratum's actual price range.
+    """
+    s = _as_1d_float(sale_price, "sale_price")
+    if strata < 2:
+        raise ValueError(f"strata must be at least 2, got {strata}")
+    if s.size == 0:
+        return np.zeros(0, dtype=object)
+    cuts = np.quantile(s, np.arange(1, strata) / strata)
+    index = np.searchsorted(cuts, s, side="left")
+    prefix, width = ("Q", 1) if strata == 4 else ("D", len(str(strata)))
+    labels = np.empty(s.size, dtype=object)
+    for k in np.unique(index).tolist():
+        members = index == k
+        low, high = float(s[members].min()), float(s[members].max())
+        labels[members] = f"{prefix}{k + 1:0{width}d} ${low:,.0f}\u2013${high:,.0f}"
+    return labels
+
+
 # ---------------------------------------------------------------------------------------------
 # Bootstrap
 # ---------------------------------------------------------------------------------------------
@@ -764,8 +884,9 @@ def ratio_statistics(
     sale_price: ArrayLike,
     *,
     group: str | None = None,
-    trim: Literal["iqr", "none"] = "iqr",
-    iqr_factor: float = 1.5,
+    trim: OutlierTrim = "iqr",
+    iqr_factor: float = DEFAULT_IQR_FACTOR,
+    quantiles: tuple[float, float] = DEFAULT_QUANTILES,
     property_class_hint: str | None = None,
     min_sample: int = MIN_SAMPLE,
     bootstrap_reps: int = DEFAULT_BOOTSTRAP_REPS,
@@ -775,7 +896,9 @@ def ratio_statistics(
     """All ratio-study statistics for one sample, with the IAAO pass/fail verdicts.
 
     Steps: validate (non-positive or non-finite values raise ValueError; callers filter first);
-    optionally trim ratio outliers by the IQR rule (:func:`iqr_trim_mask`, IAAO Appendix B);
+    optionally trim ratio outliers (``trim``: the IQR rule :func:`iqr_trim_mask` of IAAO
+    Appendix B with ``iqr_factor``, or the quantile method :func:`quantile_trim_mask` keeping
+    ``quantiles``);
     then compute level (median, mean, weighted mean), uniformity (COD) and vertical equity (PRD,
     PRB, KI, MKI) on the kept sales, with a distribution-free median interval, bootstrap
     intervals for COD and PRD (``bootstrap_reps`` replicates, 0 to skip; seeded, so repeatable)
@@ -790,15 +913,17 @@ def ratio_statistics(
 
     Standards (closed ranges): level 0.90-1.10, COD per :func:`cod_range` of
     ``property_class_hint``, PRD 0.98-1.03, PRB -0.05..+0.05 (IAAO Standard on Ratio Studies
-    2013, Section 9 and Table 9-1). ``meets_standards`` is True when all four pass, False when
-    any fails, and None when one of them could not be evaluated.
+    2013, Section 9 and Table 9-1), and MKI 0.95-1.05 (Quintos 2020, ``assesspy.mki_met``), each
+    also judged by its interval (:class:`Compliance`). ``meets_standards`` is True when the four
+    IAAO criteria (level, COD, PRD, PRB) pass, False when any fails, and None when one of them
+    could not be evaluated; MKI is reported beside them, as the standard does not set it.
 
     Cost: two stable sorts and the bootstrap dominate; with the default 100 replicates a
     1,000,000-sale sample takes about a second on two cores (the bootstrap chunks and the price
     sort run on a small thread pool, see :func:`_bootstrap_replicates`).
     """
-    if trim not in ("iqr", "none"):
-        raise ValueError(f"trim must be 'iqr' or 'none', got {trim!r}")
+    if trim not in ("iqr", "quantile", "none"):
+        raise ValueError(f"trim must be 'iqr', 'quantile' or 'none', got {trim!r}")
     if min_sample < 1:
         raise ValueError(f"min_sample must be at least 1, got {min_sample}")
     if bootstrap_reps < 0:
@@ -813,8 +938,8 @@ def ratio_statistics(
     r = a / s
     notes: list[str] = []
     trimmed = 0
-    if trim == "iqr":
-        keep = iqr_trim_mask(r, iqr_factor)
+    if trim != "none":
+        keep = trim_mask(r, trim, iqr_factor, quantiles)
         trimmed = count - int(np.count_nonzero(keep))
         if trimmed:
             a, s, r = a[keep], s[keep], r[keep]
@@ -880,14 +1005,34 @@ def ratio_statistics(
         ki_value = None
         notes.append("KI/MKI undefined: every sale price is equal")
 
-    standards = {
-        "level": _within(median, LEVEL_RANGE),
-        "cod": _within(cod_value, cod_bounds),
-        "prd": _within(prd_value, PRD_RANGE),
-    }
-    if prb_value is not None:
-        standards["prb"] = _within(prb_value, PRB_RANGE)
-    meets = all(standards.values()) if len(standards) == 4 else None
+    judged: list[tuple[str, float | None, tuple[float, float], Interval | None]] = [
+        ("level", median, LEVEL_RANGE, median_interval),
+        ("cod", cod_value, cod_bounds, cod_interval),
+        ("prd", prd_value, PRD_RANGE, prd_interval),
+        ("prb", prb_value, PRB_RANGE, prb_interval),
+        ("mki", mki_value, MKI_RANGE, None),
+    ]
+    compliance = [
+        Compliance(
+            standard=name,
+            value=value,
+            range_lower=bounds[0],
+            range_upper=bounds[1],
+            meets=_within(value, bounds),
+            with_confidence=_confidence(interval, bounds),
+        )
+        for name, value, bounds, interval in judged
+        if value is not None
+    ]
+    standards = {c.standard: c.meets for c in compliance}
+    iaao = [standards[k] for k in ("level", "cod", "prd", "prb") if k in standards]
+    meets = all(iaao) if len(iaao) == 4 else None
+    verdicts = [c.with_confidence for c in compliance if c.standard != "mki"]
+    meets_with_confidence = (
+        False
+        if "fails_with_confidence" in verdicts
+        else (True if verdicts.count("meets_with_confidence") == 4 else None)
+    )
 
     return RatioStatistics(
         group=group,
@@ -908,6 +1053,9 @@ def ratio_statistics(
         meets_standards=meets,
         note="; ".join(notes) or None,
         standards=standards,
+        compliance=compliance,
+        meets_with_confidence=meets_with_confidence,
+        sales_chasing=detect_sales_chasing(r_sorted),
     )
 
 
@@ -916,8 +1064,9 @@ def group_statistics(
     sale_price: ArrayLike,
     groups: ArrayLike,
     *,
-    trim: Literal["iqr", "none"] = "iqr",
-    iqr_factor: float = 1.5,
+    trim: OutlierTrim = "iqr",
+    iqr_factor: float = DEFAULT_IQR_FACTOR,
+    quantiles: tuple[float, float] = DEFAULT_QUANTILES,
     property_class_hint: str | None = None,
     min_sample: int = MIN_SAMPLE,
     bootstrap_reps: int = DEFAULT_BOOTSTRAP_REPS,
@@ -953,6 +1102,7 @@ def group_statistics(
             group=str(name),
             trim=trim,
             iqr_factor=iqr_factor,
+            quantiles=quantiles,
             property_class_hint=property_class_hint,
             min_sample=min_sample,
             bootstrap_reps=bootstrap_reps,
@@ -972,39 +1122,33 @@ _STANDARD_OF = {
     "cod": ("uniformity", "cod"),
     "prd": ("vertical_equity", "prd"),
     "prb": ("vertical_equity", "prb"),
+    "mki": ("vertical_equity", "mki"),
 }
 
 
-def standard_checks(
-    stats: RatioStatistics, property_class_hint: str | None = None
-) -> list[dict[str, Any]]:
-    """Each IAAO standard the sample was judged by: which statistic, its value, the accepted
-    closed range and the verdict (the same ranges `ratio_statistics` used)."""
-    bounds = {
-        "level": LEVEL_RANGE,
-        "cod": cod_range(property_class_hint),
-        "prd": PRD_RANGE,
-        "prb": PRB_RANGE,
-    }
+def standard_checks(stats: RatioStatistics) -> list[dict[str, Any]]:
+    """Each standard the sample was judged by: which statistic, its value, the accepted closed
+    range, the verdict of the value and that of its interval (the ranges `ratio_statistics`
+    used, kept in `RatioStatistics.compliance`)."""
     checks = []
-    for key, passes in stats.standards.items():
-        standard, statistic = _STANDARD_OF[key]
-        lower, upper = bounds[key]
+    for c in stats.compliance:
+        standard, statistic = _STANDARD_OF[c.standard]
         checks.append(
             {
                 "standard": standard,
                 "statistic": statistic,
-                "value": getattr(stats, statistic),
-                "lower": lower,
-                "upper": upper,
-                "passes": passes,
+                "value": c.value,
+                "lower": c.range_lower,
+                "upper": c.range_upper,
+                "passes": c.meets,
+                "with_confidence": c.with_confidence,
             }
         )
     return checks
 
 
-def statistics_json(
-    stats: RatioStatistics, property_class_hint: str | None = None
-) -> dict[str, Any]:
+def statistics_json(stats: RatioStatistics) -> dict[str, Any]:
     """A sample's statistics as a job result stores them, its standards spelled out."""
-    return {**asdict(stats), "standards": standard_checks(stats, property_class_hint)}
+    data = asdict(stats)
+    del data["compliance"]
+    return {**data, "standards": standard_checks(stats)}

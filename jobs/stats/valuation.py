@@ -49,7 +49,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -153,10 +153,15 @@ class Features:
     neighborhood: np.ndarray
     lon: np.ndarray | None = None
     lat: np.ndarray | None = None
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Further numeric characteristics by name (app/characteristics.py); NaN = missing."""
 
     def __post_init__(self) -> None:
         for name in NUMERIC_FIELDS:
             object.__setattr__(self, name, _float_array(name, getattr(self, name)))
+        object.__setattr__(
+            self, "extra", {k: _float_array(k, v) for k, v in dict(self.extra).items()}
+        )
         for name in ("property_class", "neighborhood"):
             object.__setattr__(self, name, _str_array(name, getattr(self, name)))
         if (self.lon is None) != (self.lat is None):
@@ -169,6 +174,7 @@ class Features:
             for name in (*NUMERIC_FIELDS, "property_class", "neighborhood", "lon", "lat")
             if getattr(self, name) is not None
         }
+        lengths.update({name: len(values) for name, values in self.extra.items()})
         if len(set(lengths.values())) > 1:
             raise ValueError(f"feature arrays differ in length: {lengths}")
 
@@ -201,6 +207,7 @@ class Features:
             neighborhood=self.neighborhood[idx],
             lon=None if self.lon is None else self.lon[idx],
             lat=None if self.lat is None else self.lat[idx],
+            extra={name: values[idx] for name, values in self.extra.items()},
         )
 
 
@@ -238,10 +245,15 @@ def _valid(name: str, values: np.ndarray) -> np.ndarray:
     return np.isfinite(values) & (values >= 0)
 
 
-def _medians(features: Features) -> dict[str, float]:
+def _numeric(features: Features, name: str) -> np.ndarray:
+    values: np.ndarray = features.extra[name] if name in features.extra else getattr(features, name)
+    return values
+
+
+def _medians(features: Features, extra: tuple[str, ...] = ()) -> dict[str, float]:
     medians: dict[str, float] = {}
-    for name in NUMERIC_FIELDS:
-        values = getattr(features, name)
+    for name in (*NUMERIC_FIELDS, *extra):
+        values = _numeric(features, name)
         ok = _valid(name, values)
         if not ok.any():
             raise ValueError(f"{name} has no usable values to impute from")
@@ -252,12 +264,17 @@ def _medians(features: Features) -> dict[str, float]:
 def _impute(
     features: Features, fill: Mapping[str, float]
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
-    """Replace missing numeric values with ``fill``; return values, any-imputed mask, counts."""
+    """Replace missing numeric values with ``fill`` (the core characteristics and any extra
+    ones the fill names); return values, any-imputed mask, counts."""
     cleaned: dict[str, np.ndarray] = {}
     imputed = np.zeros(len(features), dtype=bool)
     counts: dict[str, int] = {}
-    for name in NUMERIC_FIELDS:
-        values = getattr(features, name)
+    for name in fill:
+        values = (
+            _numeric(features, name)
+            if name in NUMERIC_FIELDS or name in features.extra
+            else np.full(len(features), np.nan)
+        )
         missing = ~_valid(name, values)
         cleaned[name] = np.where(missing, fill[name], values)
         imputed |= missing
@@ -265,19 +282,79 @@ def _impute(
     return cleaned, imputed, counts
 
 
+@dataclass(frozen=True)
+class DesignTerms:
+    """Which dense columns a hedonic design has beyond the core six (intercept .. bathrooms).
+
+    ``extra``: further characteristics, each a linear term in its own units; ``origin``: the
+    (lon, lat) a quadratic location surface is centred on (None: no location terms beyond the
+    neighbourhood dummies); ``time_term``: the monthly trend column, last, when sale dates vary.
+    """
+
+    extra: tuple[str, ...] = ()
+    origin: tuple[float, float] | None = None
+    time_term: bool = True
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        location = _LOCATION_COLUMNS if self.origin is not None else ()
+        time = _DENSE_COLUMNS[_TIME_COL:] if self.time_term else ()
+        return (*_DENSE_COLUMNS[:_TIME_COL], *self.extra, *location, *time)
+
+    @property
+    def n_dense(self) -> int:
+        return len(self.names)
+
+
+_LOCATION_COLUMNS = ("east_km", "north_km", "east_km_sq", "north_km_sq", "east_north_km_sq")
+_KM_PER_DEGREE_LAT = 111.195
+
+
+def _location_block(
+    features: Features, origin: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quadratic trend surface in km east/north of ``origin``, and a missing-location mask.
+
+    Why a surface: neighbourhood dummies give each neighbourhood one level, while values also
+    drift smoothly across a county (towards water, a centre); five terms catch that drift.
+    A parcel without coordinates sits at the origin (imputed).
+    """
+    n = len(features)
+    lon = features.lon if features.lon is not None else np.full(n, np.nan)
+    lat = features.lat if features.lat is not None else np.full(n, np.nan)
+    missing = ~(np.isfinite(lon) & np.isfinite(lat))
+    east = np.where(
+        missing, 0.0, (lon - origin[0]) * _KM_PER_DEGREE_LAT * math.cos(math.radians(origin[1]))
+    )
+    north = np.where(missing, 0.0, (lat - origin[1]) * _KM_PER_DEGREE_LAT)
+    return np.column_stack([east, north, east**2, north**2, east * north]), missing
+
+
 def _dense_block(
-    num: Mapping[str, np.ndarray], dates: np.ndarray, valuation_date: np.datetime64
+    num: Mapping[str, np.ndarray],
+    dates: np.ndarray,
+    valuation_date: np.datetime64,
+    terms: DesignTerms = DesignTerms(),
+    location: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The non-dummy design columns, in the order of ``_DENSE_COLUMNS``."""
+    """The non-dummy design columns, in the order of ``terms.names``."""
     n = len(dates)
-    block = np.empty((n, _N_DENSE), dtype=np.float64)
+    block = np.empty((n, terms.n_dense), dtype=np.float64)
     block[:, 0] = 1.0
     block[:, 1] = np.log(num["living_area_sqft"])
     block[:, 2] = np.log(num["lot_size_sqft"])
     block[:, 3] = _decimal_year(dates) - num["year_built"]
     block[:, 4] = num["bedrooms"]
     block[:, 5] = num["bathrooms"]
-    block[:, 6] = _months_between(dates, valuation_date)
+    at = _TIME_COL
+    for name in terms.extra:
+        block[:, at] = num[name]
+        at += 1
+    if terms.origin is not None and location is not None:
+        block[:, at : at + location.shape[1]] = location
+        at += location.shape[1]
+    if terms.time_term:
+        block[:, at] = _months_between(dates, valuation_date)
     return block
 
 
@@ -295,7 +372,7 @@ def _augmented_block(
     """Rows of ``[X | y]``: dense block, one-hot dummies set by index assignment, then y."""
     m = len(dense)
     block = np.zeros((m, k + 1), dtype=np.float64)
-    block[:, :_N_DENSE] = dense
+    block[:, : dense.shape[1]] = dense
     rows = np.arange(m)
     for cols in (class_cols, nbhd_cols):
         has = cols >= 0
@@ -313,7 +390,7 @@ def _design_times(
     O(rows x columns of mat) instead of forming X.
     """
     ext = np.concatenate([mat, np.zeros((1, *mat.shape[1:]))])
-    return dense @ mat[:_N_DENSE] + ext[class_cols] + ext[nbhd_cols]
+    return dense @ mat[: dense.shape[1]] + ext[class_cols] + ext[nbhd_cols]
 
 
 def _leverage(
@@ -329,10 +406,11 @@ def _leverage(
     """
     m = np.zeros((xtx_inv.shape[0] + 1, xtx_inv.shape[1] + 1))
     m[:-1, :-1] = xtx_inv
-    m_dd = m[:_N_DENSE, :_N_DENSE]
+    n_dense = dense.shape[1]
+    m_dd = m[:n_dense, :n_dense]
     quad = np.einsum("ij,ij->i", dense @ m_dd, dense)
-    quad += 2.0 * np.einsum("ij,ji->i", dense, m[:_N_DENSE, class_cols])
-    quad += 2.0 * np.einsum("ij,ji->i", dense, m[:_N_DENSE, nbhd_cols])
+    quad += 2.0 * np.einsum("ij,ji->i", dense, m[:n_dense, class_cols])
+    quad += 2.0 * np.einsum("ij,ji->i", dense, m[:n_dense, nbhd_cols])
     quad += m[class_cols, class_cols] + m[nbhd_cols, nbhd_cols] + 2.0 * m[class_cols, nbhd_cols]
     return np.maximum(quad, 0.0)
 
@@ -492,6 +570,23 @@ class HedonicModel:
     imputation: Mapping[str, float]
     imputed_counts: Mapping[str, int]
     r_inv: np.ndarray
+    terms: DesignTerms = DesignTerms()
+    """The dense columns: extra characteristics, location surface, and the time term (absent
+    when every training sale has the same date: no trend can be estimated then, and values
+    hold as of that date)."""
+
+    @property
+    def time_term(self) -> bool:
+        return self.terms.time_term
+
+    @property
+    def n_dense(self) -> int:
+        """Design columns before the dummies."""
+        return self.terms.n_dense
+
+    @property
+    def _time_col(self) -> int:
+        return self.n_dense - 1
 
     @property
     def df(self) -> int:
@@ -510,9 +605,13 @@ class HedonicModel:
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly fit summary, including the monthly market trend in percent."""
-        trend = float(self.beta[_TIME_COL])
-        trend_se = float(self.se[_TIME_COL])
+        trend, trend_se = (
+            (float(self.beta[self._time_col]), float(self.se[self._time_col]))
+            if self.time_term
+            else (0, 0)
+        )
         return {
+            "time_term": self.time_term,
             "n": self.n,
             "k": self.k,
             "df": self.df,
@@ -521,8 +620,10 @@ class HedonicModel:
             "sigma": self.sigma,
             "smearing_factor": self.smearing,
             "valuation_date": str(self.valuation_date),
-            "time_trend_pct_per_month": 100.0 * math.expm1(trend),
-            "time_trend_pct_per_month_se": 100.0 * math.exp(trend) * trend_se,
+            "time_trend_pct_per_month": 100.0 * math.expm1(trend) if self.time_term else None,
+            "time_trend_pct_per_month_se": (
+                100.0 * math.exp(trend) * trend_se if self.time_term else None
+            ),
             "reference_levels": {
                 "property_class": self.class_reference,
                 "neighborhood": self.neighborhood_reference,
@@ -544,21 +645,27 @@ class HedonicModel:
         price = _float_array("sale_price", sale_price)
         dates = _as_dates(sale_date, len(price), "sale_date")
         months = _months_between(dates, self.valuation_date)
-        return price * np.exp(-self.beta[_TIME_COL] * months)
+        if not self.time_term:
+            return price.copy()
+        return price * np.exp(-self.beta[self._time_col] * months)
 
     def _terms(
         self, features: Features, dates: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Dense block, dummy columns (-1 = none) and unseen/imputed masks for ``features``."""
         num, imputed, _ = _impute(features, self.imputation)
-        dense = _dense_block(num, dates, self.valuation_date)
+        location = None
+        if self.terms.origin is not None:
+            location, no_location = _location_block(features, self.terms.origin)
+            imputed = imputed | no_location
+        dense = _dense_block(num, dates, self.valuation_date, self.terms, location)
         class_cols_of_level = _dummy_columns(
-            len(self.class_levels), self._class_ref_index, _N_DENSE
+            len(self.class_levels), self._class_ref_index, self.n_dense
         )
         nbhd_cols_of_level = _dummy_columns(
             len(self.neighborhood_levels),
             self._nbhd_ref_index,
-            _N_DENSE + len(self.class_levels) - 1,
+            self.n_dense + len(self.class_levels) - 1,
         )
         class_pos, unseen_class = _encode(features.property_class, self.class_levels)
         nbhd_pos, unseen_nbhd = _encode(features.neighborhood, self.neighborhood_levels)
@@ -630,14 +737,21 @@ def fit_hedonic(
     valuation_date: DateLike,
     *,
     min_sales: int | None = None,
+    extra: tuple[str, ...] = (),
+    location: bool = False,
 ) -> HedonicModel:
     """Fit ``ln(price)`` by OLS on characteristics, a monthly time trend and fixed effects.
 
     Design columns: intercept, ``ln_living_area``, ``ln_lot_size``, ``age_years`` (at sale),
     ``bedrooms``, ``bathrooms``, ``time_months`` (months from the valuation date to the sale,
     negative for earlier sales, so predictions at 0 are time-adjusted to the valuation date
-    as IAAO mass-appraisal practice requires), then ``class[<level>]`` and
+    as IAAO mass-appraisal practice requires; left out when every sale has the same date,
+    see ``HedonicModel.time_term``), then ``class[<level>]`` and
     ``neighborhood[<level>]`` dummies for every level but the most frequent (the reference).
+    ``extra`` names further characteristics of ``features.extra``, each a linear term after
+    ``bathrooms`` (missing values imputed with the training median, like the core ones);
+    ``location`` adds a quadratic surface in km east/north of the sales' mean coordinates
+    (:func:`_location_block`) before the time term.
 
     Solved by Householder QR of the augmented matrix ``[X | y]`` without forming Q:
     the R factor of ``[X | y]`` holds R and ``Q'y``, so ``b = R^-1 (Q'y)``. The QR is done
@@ -677,7 +791,20 @@ def fit_hedonic(
     )
     class_ref = int(np.argmax(class_counts))
     nbhd_ref = int(np.argmax(nbhd_counts))
-    k = _N_DENSE + len(class_levels) - 1 + len(nbhd_levels) - 1
+    # Sales all of one date (a cross-sectional sample) cannot show a trend: the time column
+    # would be constant, aliased with the intercept, so the model goes without it.
+    time_term = bool(dates.min() != dates.max())
+    origin = None
+    if location:
+        if features.lon is None or features.lat is None:
+            raise ValueError("location terms need lon/lat of the sales")
+        known = np.isfinite(features.lon) & np.isfinite(features.lat)
+        if not known.any():
+            raise ValueError("location terms need lon/lat of the sales")
+        origin = (float(features.lon[known].mean()), float(features.lat[known].mean()))
+    terms = DesignTerms(extra=tuple(extra), origin=origin, time_term=time_term)
+    n_dense = terms.n_dense
+    k = n_dense + len(class_levels) - 1 + len(nbhd_levels) - 1
     minimum = max(minimum_sales(k) if min_sales is None else int(min_sales), k + 1)
     if n < minimum:
         raise InsufficientSales(
@@ -688,17 +815,18 @@ def fit_hedonic(
             minimum=minimum,
         )
 
-    fill = _medians(features)
+    fill = _medians(features, terms.extra)
     num, _, imputed_counts = _impute(features, fill)
-    class_cols = _dummy_columns(len(class_levels), class_ref, _N_DENSE)[class_codes]
-    nbhd_cols = _dummy_columns(len(nbhd_levels), nbhd_ref, _N_DENSE + len(class_levels) - 1)[
+    class_cols = _dummy_columns(len(class_levels), class_ref, n_dense)[class_codes]
+    nbhd_cols = _dummy_columns(len(nbhd_levels), nbhd_ref, n_dense + len(class_levels) - 1)[
         nbhd_codes
     ]
     y = np.log(price)
-    dense = _dense_block(num, dates, val)
+    location_values = _location_block(features, origin)[0] if origin is not None else None
+    dense = _dense_block(num, dates, val, terms, location_values)
 
     names = (
-        *_DENSE_COLUMNS,
+        *terms.names,
         *(f"class[{lv}]" for i, lv in enumerate(class_levels) if i != class_ref),
         *(f"neighborhood[{lv}]" for i, lv in enumerate(nbhd_levels) if i != nbhd_ref),
     )
@@ -749,6 +877,7 @@ def fit_hedonic(
         imputation=fill,
         imputed_counts=imputed_counts,
         r_inv=r_inv,
+        terms=terms,
     )
 
 
@@ -813,13 +942,16 @@ def select_comparables(
     geo_scale_km: float = 1.0,
     class_penalty: float = 2.0,
     neighborhood_penalty: float = 1.0,
+    exclude: npt.ArrayLike | None = None,
 ) -> ComparablesResult:
     """Pick the ``k`` sales most similar to one subject parcel and reconcile their prices.
 
     **Eligibility.** A sale is eligible when it has finite coordinates and
     ``valuation_date - max_age_months <= sale_date <= valuation_date`` (no lower bound when
-    ``max_age_months`` is None). Fewer than ``k`` eligible sales raise
-    :class:`InsufficientSales`.
+    ``max_age_months`` is None), and it is not marked in ``exclude`` (a boolean mask over the
+    sales: callers mark the subject's own sales, because a comparable at distance 0 would
+    carry most of the weight and return the subject's sale price, which is sales chasing built
+    into the method). Fewer than ``k`` eligible sales raise :class:`InsufficientSales`.
 
     **Distance** (dimensionless, "standard deviations"):
     ``d = sqrt((geo_km / geo_scale_km)^2 + sum_w ((a_subject_w - a_sale_w) / s_w)^2
@@ -866,6 +998,11 @@ def select_comparables(
 
     eligible = np.isfinite(sales.lon) & np.isfinite(sales.lat) & (dates <= val)
     eligible &= np.isfinite(price) & (price > 0)
+    if exclude is not None:
+        excluded = np.asarray(exclude, dtype=bool)
+        if excluded.shape != (n,):
+            raise ValueError(f"exclude must have {n} elements, got shape {excluded.shape}")
+        eligible &= ~excluded
     if max_age_months is not None:
         eligible &= _months_between(dates, val) >= -max_age_months
     n_eligible = int(eligible.sum())
@@ -873,7 +1010,7 @@ def select_comparables(
         window = "" if max_age_months is None else f" within {max_age_months:g} months"
         raise InsufficientSales(
             f"only {n_eligible} of {n} sales are eligible comparables (sold{window} up to "
-            f"{val}, with coordinates and a positive price); need k={k}",
+            f"{val}, with coordinates and a positive price, not of the subject); need k={k}",
             n=n_eligible,
             minimum=k,
         )
@@ -943,7 +1080,7 @@ def _adjustment_log_ratio(
         subject, np.full(1, model.valuation_date)
     )
     c_dense, c_class, c_nbhd, c_unseen_c, c_unseen_n, _ = model._terms(comps, comp_dates)
-    dense_beta = model.beta[:_N_DENSE]
+    dense_beta = model.beta[: model.n_dense]
     log_ratio = s_dense @ dense_beta - c_dense @ dense_beta
     class_diff = beta_ext[s_class] - beta_ext[c_class]
     nbhd_diff = beta_ext[s_nbhd] - beta_ext[c_nbhd]

@@ -22,7 +22,7 @@ from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.gis_export.area import AreaOfInterest, parse_area_of_interest
 from jobs.kinds.gis_export.params import GisExportParams
-from jobs.kinds.gis_export.writers import FeatureWriter, Field, open_writer
+from jobs.kinds.gis_export.writers import FeatureWriter, Field, GeometryKind, open_writer
 from jobs.spec import JobFailure
 
 PARCEL_FIELDS = (
@@ -44,7 +44,6 @@ ASSESSMENT_FIELDS = (
     Field("assessed_value", "float"),
 )
 SALE_FIELDS = (Field("last_sale_date", "date"), Field("last_sale_price", "float"))
-_POLYGON_TYPES = (shapely.GeometryType.POLYGON.value, shapely.GeometryType.MULTIPOLYGON.value)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,7 +103,23 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
             query = query.add_columns(last.c.sale_date, last.c.sale_price).outerjoin(
                 last, and_(last.c.parcel_id == Parcel.parcel_id, last.c.rank == 1)
             )
-        total = await session.scalar(select(func.count()).where(*query_filters)) or 0
+        total, points = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.count().filter(Parcel.geometry["type"].astext == "Point"),
+                ).where(*query_filters)
+            )
+        ).one()
+        geometry = layer_geometry(total, points)
+        if geometry == "mixed" and ctx.columns["export_format"] == "Shapefile":
+            raise JobFailure(
+                "UNSUPPORTED_GEOMETRY",
+                f"{points} of the {total} parcels selected are located by a Point (imported by "
+                "lon/lat), the others by a lot polygon; a Shapefile holds one shape type, so "
+                "export this selection as GeoPackage, GeoJSON, KML or CSV, or import the "
+                "points' boundaries (a geometry column)",
+            )
         ctx.job_dir.mkdir(parents=True, exist_ok=True)
         names = [f.name for f in fields]
         scanned = 0
@@ -113,7 +128,11 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
         )
         # Leaving the block without close() (a failure, a cancel) removes the partial file.
         with open_writer(
-            ctx.columns["export_format"], ctx.job_dir, f"parcels_{ctx.county_id}", fields
+            ctx.columns["export_format"],
+            ctx.job_dir,
+            f"parcels_{ctx.county_id}",
+            fields,
+            geometry=geometry,
         ) as writer:
             async for rows in stream.partitions(params.batch_size):
                 await _off_loop(_write_batch, writer, rows, names, area)
@@ -143,19 +162,21 @@ def _write_batch(
     keep = area.intersects(geometries) if area is not None else np.ones(len(rows), bool)
     kept = geometries[keep]
     kept_rows = [row for row, kept_row in zip(rows, keep.tolist(), strict=True) if kept_row]
-    # A parcel imported with lon/lat is a Point. Every export format here is one polygon
-    # layer (a Shapefile cannot even mix shape types), and dropping the parcel would make the
-    # file silently incomplete, so the export stops with a reason the office can act on.
-    not_lot = ~np.isin(shapely.get_type_id(kept), _POLYGON_TYPES)
-    if not_lot.any():
-        at = int(np.flatnonzero(not_lot)[0])
-        raise JobFailure(
-            "UNSUPPORTED_GEOMETRY",
-            f"parcel {kept_rows[at].parcel_id} is located by a {kept[at].geom_type}, not a lot "
-            "polygon; exports are polygon layers, so import its boundary (a geometry column)",
-        )
     records = [dict(zip(names, _reorder(row), strict=True)) for row in kept_rows]
     writer.write_batch(kept, records)
+
+
+def layer_geometry(total: int, points: int) -> GeometryKind:
+    """What the layer holds, from the selection's counts (a bbox prefilter, so a mixed
+    prefilter may hold only one kind exactly inside the area; it is still called mixed).
+
+    Parcels imported by lon/lat are Points: they are exported as points, never dropped
+    (which would leave the file silently incomplete) nor refused, except by a Shapefile
+    asked to hold both kinds.
+    """
+    if points == 0:
+        return "polygon"
+    return "point" if points == total else "mixed"
 
 
 async def _off_loop(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -18,15 +18,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from jobs.stats.ratio import LEVEL_RANGE, PRB_RANGE, PRD_RANGE, Interval, RatioStatistics
+from jobs.stats.ratio import (
+    LEVEL_RANGE,
+    MKI_RANGE,
+    PRB_RANGE,
+    PRD_RANGE,
+    Interval,
+    RatioStatistics,
+)
+from jobs.stats.sales_chasing import SalesChasing
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -74,6 +83,14 @@ class RatioStudyReport:
     ratio: FloatArray
     trimmed: BoolArray
     """True for a sale the study-wide outlier rule removed from the overall statistics."""
+    trim_text: str = ""
+    """The outlier method and its factor, in words (empty: derived from ``trim``)."""
+    exclusions: Sequence[Mapping[str, Any]] = ()
+    """Each selection step's excluded sales: ``step``, ``excluded`` (count), ``reason``."""
+    zip_codes: Sequence[str] | None = None
+    neighborhoods: Sequence[str] | None = None
+    time_adjustment: Mapping[str, Any] | None = None
+    """``method``, ``adjusted_to`` and ``annual_trend_percent`` when prices were adjusted."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +169,24 @@ def _num(value: float | None, digits: int, *, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _judged(
+    value: float | None, bounds: tuple[float, float], digits: int, *, signed: bool = False
+) -> str:
+    """``value`` with at least ``digits`` decimals, and more when needed so that the printed
+    number lies inside ``bounds`` exactly when the value does.
+
+    Why: a COD of 15.038 printed as "15.0" beside "5.0 to 15.0: fail" reads as a
+    contradiction; "15.04" does not. Likewise 4.96 is shown as "4.96", never as "5.0".
+    """
+    if value is None or not math.isfinite(value):
+        return _DASH
+    inside = bounds[0] <= value <= bounds[1]
+    shown = digits
+    while shown < 12 and (bounds[0] <= float(f"{value:.{shown}f}") <= bounds[1]) != inside:
+        shown += 1
+    return _num(value, shown, signed=signed)
+
+
 def _count(value: int) -> str:
     return f"{value:,}"
 
@@ -170,12 +205,17 @@ def _range(bounds: tuple[float, float], digits: int, *, signed: bool = False) ->
     )
 
 
-def _verdict(passed: bool | None, *, compact: bool = False) -> str:
+def _verdict(
+    passed: bool | None,
+    *,
+    compact: bool = False,
+    words: tuple[str, str] = ("\u2713 pass", "\u2717 fail"),
+) -> str:
     if passed is None:
         return f'<span class="na">{_DASH}{"" if compact else " not evaluated"}</span>'
     if passed:
-        return '<span class="pass">\u2713 pass</span>'
-    return '<span class="fail">\u2717 fail</span>'
+        return f'<span class="pass">{words[0]}</span>'
+    return f'<span class="fail">{words[1]}</span>'
 
 
 def _meets(meets: bool | None, *, compact: bool = False) -> str:
@@ -187,12 +227,30 @@ def _meets(meets: bool | None, *, compact: bool = False) -> str:
 
 
 def _trim_text(report: RatioStudyReport) -> str:
+    if report.trim_text:
+        return report.trim_text
     if report.trim == "iqr":
         return (
             f"IQR rule: ratios more than {report.iqr_factor:g} \u00d7 IQR beyond the quartiles "
             "removed"
         )
     return "none (all sales used)"
+
+
+def _time_adjustment_text(adjustment: Mapping[str, Any] | None) -> str:
+    if adjustment is None:
+        return "none (ratios against the prices as sold)"
+    trend = adjustment.get("annual_trend_percent")
+    trend_text = f", market trend {trend:+.1f} % a year" if trend is not None else ""
+    return (
+        f"sale prices adjusted to {adjustment['adjusted_to']} with the county's "
+        f"{adjustment['method'].replace('_', ' ')} index{trend_text}"
+    )
+
+
+def _exclusions_text(exclusions: Sequence[Mapping[str, Any]]) -> str:
+    parts = [f"{_count(e['excluded'])} {e['reason']}" for e in exclusions if e["excluded"]]
+    return "; ".join(parts) if parts else "none"
 
 
 def _money(value: float) -> str:
@@ -267,7 +325,11 @@ def _page(report: RatioStudyReport, max_points: int) -> Iterator[str]:
         ("Sale window", window),
         ("Sales", "arm's-length only" if report.arms_length_only else "all recorded sales"),
         ("Property class", report.property_class or "all classes"),
+        ("ZIP codes", ", ".join(report.zip_codes) if report.zip_codes else "all"),
+        ("Neighborhoods", ", ".join(report.neighborhoods) if report.neighborhoods else "all"),
+        ("Time adjustment", _time_adjustment_text(report.time_adjustment)),
         ("Outlier trimming", _trim_text(report)),
+        ("Sales excluded", _exclusions_text(report.exclusions)),
         ("Grouped by", (report.group_by or "").replace("_", " ") or "not grouped"),
         ("Generated", generated),
     ]
@@ -281,7 +343,8 @@ def _page(report: RatioStudyReport, max_points: int) -> Iterator[str]:
         "<footer>\nRatio = assessed value \u00f7 sale price. COD: coefficient of dispersion "
         "around the median ratio (%). PRD: mean ratio \u00f7 sale-price-weighted mean ratio. "
         "PRB: coefficient of price-related bias (change in ratios when value doubles). "
-        "KI / MKI: Kakwani and modified Kakwani indices of vertical equity. Acceptable ranges "
+        "KI / MKI: Kakwani and modified Kakwani indices of vertical equity. Sales chasing: the "
+        "two screens of IAAO Appendix E as assesspy's is_sales_chased runs them. Acceptable ranges "
         "from the IAAO Standard on Ratio Studies (2013), Section 9 and Table 9-1; intervals are "
         "distribution-free (median), bootstrap (COD, PRD) and t intervals (PRB).\n"
         "</footer>\n</body>\n</html>\n"
@@ -302,42 +365,114 @@ def _overall_section(report: RatioStudyReport) -> Iterator[str]:
     )
     yield _stat_row("Sales in study (count)", _count(s.count))
     yield _stat_row("Sales used (count used)", used)
-    yield _stat_row("Median ratio", _num(s.median_ratio, 3), _ci(s.median_ratio_ci, 3))
+    cod_bounds = report.cod_range
+    median = _judged(s.median_ratio, LEVEL_RANGE, 3)
+    cod = _judged(s.cod, cod_bounds, 1)
+    prd = _judged(s.prd, PRD_RANGE, 3)
+    prb = _judged(s.prb, PRB_RANGE, 3, signed=True)
+    yield _stat_row("Median ratio", median, _ci(s.median_ratio_ci, 3))
     yield _stat_row("Mean ratio", _num(s.mean_ratio, 3))
     yield _stat_row("Weighted mean ratio", _num(s.weighted_mean_ratio, 3))
-    yield _stat_row("COD (%)", _num(s.cod, 1), _ci(s.cod_ci, 1))
-    yield _stat_row("PRD", _num(s.prd, 3), _ci(s.prd_ci, 3))
-    yield _stat_row("PRB", _num(s.prb, 3, signed=True), _ci(s.prb_ci, 3, signed=True))
+    yield _stat_row("COD (%)", cod, _ci(s.cod_ci, 1))
+    yield _stat_row("PRD", prd, _ci(s.prd_ci, 3))
+    yield _stat_row("PRB", prb, _ci(s.prb_ci, 3, signed=True))
     yield _stat_row("KI", _num(s.ki, 4, signed=True))
-    yield _stat_row("MKI", _num(s.mki, 3))
+    yield _stat_row("MKI", _judged(s.mki, MKI_RANGE, 3))
     yield "</tbody>\n</table>\n"
 
     standards = (
-        ("Level", "median ratio", "level", _num(s.median_ratio, 3), _range(LEVEL_RANGE, 2)),
-        ("Uniformity", "COD (%)", "cod", _num(s.cod, 1), _range(report.cod_range, 1)),
-        ("Vertical equity", "PRD", "prd", _num(s.prd, 3), _range(PRD_RANGE, 2)),
-        (
-            "Vertical equity",
-            "PRB",
-            "prb",
-            _num(s.prb, 3, signed=True),
-            _range(PRB_RANGE, 2, signed=True),
-        ),
+        ("Level", "median ratio", "level", median, _range(LEVEL_RANGE, 2)),
+        ("Uniformity", "COD (%)", "cod", cod, _range(cod_bounds, 1)),
+        ("Vertical equity", "PRD", "prd", prd, _range(PRD_RANGE, 2)),
+        ("Vertical equity", "PRB", "prb", prb, _range(PRB_RANGE, 2, signed=True)),
+        ("Vertical equity", "MKI", "mki", _judged(s.mki, MKI_RANGE, 3), _range(MKI_RANGE, 2)),
     )
+    by_interval = {c.standard: c.with_confidence for c in s.compliance}
     yield (
         "<h2>IAAO standards</h2>\n<table>\n<thead><tr><th>Standard</th><th>Statistic</th>"
-        "<th>Value</th><th>Acceptable range</th><th>Result</th></tr></thead>\n<tbody>\n"
+        "<th>Value</th><th>Acceptable range</th><th>Result</th>"
+        "<th>By its confidence interval</th></tr></thead>\n<tbody>\n"
     )
     for name, stat, key, value, bounds in standards:
         yield (
             f'<tr><td>{name}</td><td>{stat}</td><td class="num">{value}</td>'
-            f'<td class="num">{bounds}</td><td>{_verdict(s.standards.get(key))}</td></tr>\n'
+            f'<td class="num">{bounds}</td><td>{_verdict(s.standards.get(key))}</td>'
+            f"<td>{_confidence_text(key, by_interval.get(key))}</td></tr>\n"
         )
     yield (
-        f'<tr><th colspan="4" scope="row">Meets IAAO standards</th>'
-        f"<td>{_meets(s.meets_standards)}</td></tr>\n</tbody>\n</table>\n"
+        f'<tr><th colspan="4" scope="row">Meets IAAO standards (level, COD, PRD, PRB)</th>'
+        f"<td>{_meets(s.meets_standards)}</td>"
+        f"<td>{_meets_with_confidence(s.meets_with_confidence)}</td></tr>\n"
+        "</tbody>\n</table>\n"
     )
-    yield f'<p class="note"><strong>Notes:</strong> {_text(s.note or "none")}</p>\n</section>\n'
+    yield f'<p class="note"><strong>Notes:</strong> {_text(s.note or "none")}</p>\n'
+    yield from _sales_chasing_section(s.sales_chasing)
+    yield "</section>\n"
+
+
+_CONFIDENCE_WORDS = {
+    "meets_with_confidence": '<span class="pass">\u2713 meets with confidence</span>',
+    "fails_with_confidence": '<span class="fail">\u2717 fails with confidence</span>',
+    "inconclusive": '<span class="na">inconclusive (the interval straddles a bound)</span>',
+}
+
+
+def _confidence_text(standard: str, verdict: str | None) -> str:
+    if verdict is None:
+        reason = "no interval for MKI" if standard == "mki" else "no interval"
+        return f'<span class="na">{_DASH} {reason}</span>'
+    return _CONFIDENCE_WORDS[verdict]
+
+
+def _meets_with_confidence(meets: bool | None) -> str:
+    if meets is None:
+        return '<span class="na">not shown by the intervals</span>'
+    return _CONFIDENCE_WORDS["meets_with_confidence" if meets else "fails_with_confidence"]
+
+
+def _chased(flagged: bool | None, *, compact: bool = False) -> str:
+    passed = None if flagged is None else not flagged
+    return _verdict(passed, compact=compact, words=("\u2713 not indicated", "\u26a0 flagged"))
+
+
+def _sales_chasing_section(chasing: SalesChasing | None) -> Iterator[str]:
+    """Both IAAO Appendix E screens with their statistics, so a reader can judge the margin."""
+    yield "<h2>Sales chasing (IAAO Standard on Ratio Studies, Appendix E)</h2>\n"
+    if chasing is None:
+        yield '<p class="note">Not evaluated: too few sales.</p>\n'
+        return
+    band = _range((chasing.bounds_lower, chasing.bounds_upper), 2)
+    gap = f"{chasing.gap:.1%}"
+    rows = (
+        (
+            "Largest step of the ratios' CDF",
+            f"{chasing.cdf_largest_step:.1%} of sales at ratio {chasing.cdf_step_at:.3f}",
+            f"above {gap} and inside {band}",
+            chasing.cdf_flagged,
+        ),
+        (
+            f"Share of ratios within {band}",
+            f"{chasing.share_in_bounds:.1%} (normal distribution of the same mean and SD: "
+            f"{chasing.normal_share_in_bounds:.1%})",
+            f"differs by more than {gap}",
+            chasing.distribution_flagged,
+        ),
+    )
+    yield (
+        "<table>\n<thead><tr><th>Screen</th><th>Statistic</th><th>Flags when</th>"
+        "<th>Result</th></tr></thead>\n<tbody>\n"
+    )
+    for name, value, rule, flagged in rows:
+        yield (
+            f'<tr><td>{_text(name)}</td><td class="num">{_text(value)}</td>'
+            f"<td>{_text(rule)}</td><td>{_chased(flagged)}</td></tr>\n"
+        )
+    yield (
+        '<tr><th colspan="3" scope="row">Sales chasing indicated (both screens)</th>'
+        f"<td>{_chased(chasing.flagged)}</td></tr>\n</tbody>\n</table>\n"
+    )
+    if chasing.note:
+        yield f'<p class="note">{_text(chasing.note)}</p>\n'
 
 
 _GROUP_HEADER = (
@@ -356,7 +491,9 @@ _GROUP_HEADER = (
     "COD",
     "PRD",
     "PRB",
+    "MKI",
     "Meets standards",
+    "Sales chasing",
     "Note",
 )
 
@@ -367,24 +504,26 @@ def _with_ci(value: str, interval: Interval | None, digits: int, *, signed: bool
     return f'<td class="num">{value}{extra}</td>'
 
 
-def _group_row(s: RatioStatistics) -> str:
+def _group_row(s: RatioStatistics, cod_bounds: tuple[float, float]) -> str:
+    chasing = s.sales_chasing
     cells = [
         f'<th scope="row">{_text(s.group if s.group is not None else _DASH)}</th>',
         f'<td class="num">{_count(s.count)}</td>',
         f'<td class="num">{_count(s.count_used)}</td>',
-        _with_ci(_num(s.median_ratio, 3), s.median_ratio_ci, 3),
+        _with_ci(_judged(s.median_ratio, LEVEL_RANGE, 3), s.median_ratio_ci, 3),
         f'<td class="num">{_num(s.mean_ratio, 3)}</td>',
         f'<td class="num">{_num(s.weighted_mean_ratio, 3)}</td>',
-        _with_ci(_num(s.cod, 1), s.cod_ci, 1),
-        _with_ci(_num(s.prd, 3), s.prd_ci, 3),
-        _with_ci(_num(s.prb, 3, signed=True), s.prb_ci, 3, signed=True),
+        _with_ci(_judged(s.cod, cod_bounds, 1), s.cod_ci, 1),
+        _with_ci(_judged(s.prd, PRD_RANGE, 3), s.prd_ci, 3),
+        _with_ci(_judged(s.prb, PRB_RANGE, 3, signed=True), s.prb_ci, 3, signed=True),
         f'<td class="num">{_num(s.ki, 4, signed=True)}</td>',
-        f'<td class="num">{_num(s.mki, 3)}</td>',
+        f'<td class="num">{_judged(s.mki, MKI_RANGE, 3)}</td>',
         *(
             f"<td>{_verdict(s.standards.get(k), compact=True)}</td>"
-            for k in ("level", "cod", "prd", "prb")
+            for k in ("level", "cod", "prd", "prb", "mki")
         ),
         f"<td>{_meets(s.meets_standards, compact=True)}</td>",
+        f"<td>{_chased(None if chasing is None else chasing.flagged, compact=True)}</td>",
         f'<td class="note">{_text(s.note or "")}</td>',
     ]
     return "<tr>" + "".join(cells) + "</tr>\n"
@@ -396,13 +535,14 @@ def _groups_section(report: RatioStudyReport) -> Iterator[str]:
         f"<section>\n<h2>Statistics by {by}</h2>\n"
         f'<p class="note">Each group is trimmed and judged on its own sales. Acceptable ranges: '
         f"level {_range(LEVEL_RANGE, 2)}, COD {_range(report.cod_range, 1)}, "
-        f"PRD {_range(PRD_RANGE, 2)}, PRB {_range(PRB_RANGE, 2, signed=True)}.</p>\n"
+        f"PRD {_range(PRD_RANGE, 2)}, PRB {_range(PRB_RANGE, 2, signed=True)}, "
+        f"MKI {_range(MKI_RANGE, 2)}.</p>\n"
         '<table class="groups">\n<thead><tr>'
         + "".join(f'<th scope="col">{h}</th>' for h in _GROUP_HEADER)
         + "</tr></thead>\n<tbody>\n"
     )
     for group in report.groups:
-        yield _group_row(group)
+        yield _group_row(group, report.cod_range)
     if not report.groups:
         yield f'<tr><td colspan="{len(_GROUP_HEADER)}">no groups</td></tr>\n'
     yield "</tbody>\n</table>\n</section>\n"

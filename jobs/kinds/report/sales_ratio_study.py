@@ -9,21 +9,28 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models import Assessment, Parcel, Sale
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.report.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
 from jobs.kinds.report.params import SalesRatioStudyParams
-from jobs.sales_data import load_sales
+from jobs.sales_data import SalesColumns, load_sales
 from jobs.spec import JobFailure
+from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
 from jobs.stats.ratio import (
     RatioStatistics,
     cod_range,
     group_statistics,
-    iqr_trim_mask,
+    price_strata,
     ratio_statistics,
     statistics_json,
+    trim_mask,
 )
+
+PRICE_STRATA = {"sale_price_quartile": 4, "sale_price_decile": 10}
 
 BATCH = 5000
 """CSV rows per write, and so per progress event."""
@@ -61,47 +68,167 @@ def group_batches(labels: npt.NDArray[np.object_], batches: int) -> list[npt.NDA
     return np.split(order, cuts[:-1])
 
 
+def trim_description(params: SalesRatioStudyParams) -> str:
+    if params.trim == "iqr":
+        return (
+            f"ratio outliers beyond {params.iqr_factor:g} \u00d7 IQR of the quartiles "
+            "(IAAO Standard on Ratio Studies, Appendix B)"
+        )
+    if params.trim == "quantile":
+        return (
+            f"ratios outside the {params.quantile_lower:.0%}\u2013{params.quantile_upper:.0%} "
+            "quantiles (assesspy's quantile method)"
+        )
+    return "none (all sales used)"
+
+
+async def exclusions(
+    session: AsyncSession,
+    county_id: str,
+    params: SalesRatioStudyParams,
+    window: tuple[dt.date, dt.date],
+    tax_year: int,
+    selected: int,
+) -> list[dict[str, Any]]:
+    """How many of the sales recorded in the window each step of the selection left out, and
+    why: a reader of the study must know what it does not cover. One aggregate query."""
+    arm = Sale.arms_length.is_(True) if params.sales.arms_length_only else true()
+    assessed = Assessment.parcel_id.is_not(None)
+    recorded, arm_count, assessed_count = (
+        await session.execute(
+            select(func.count(), func.count().filter(arm), func.count().filter(arm, assessed))
+            .select_from(Sale)
+            .join(
+                Parcel, and_(Parcel.county_id == Sale.county_id, Parcel.parcel_id == Sale.parcel_id)
+            )
+            .outerjoin(
+                Assessment,
+                and_(
+                    Assessment.county_id == Sale.county_id,
+                    Assessment.parcel_id == Sale.parcel_id,
+                    Assessment.tax_year == tax_year,
+                ),
+            )
+            .where(
+                Sale.county_id == county_id,
+                Sale.sale_price > 0,
+                Sale.sale_date >= window[0],
+                Sale.sale_date <= window[1],
+            )
+        )
+    ).one()
+    return [
+        {
+            "step": "arms_length",
+            "excluded": recorded - arm_count,
+            "reason": "not arm's-length (the study uses arm's-length sales only)",
+        },
+        {
+            "step": "assessment",
+            "excluded": arm_count - assessed_count,
+            "reason": f"no {tax_year} assessment of the parcel",
+        },
+        {
+            "step": "filters",
+            "excluded": assessed_count - selected,
+            "reason": "outside the property class, ZIP code or neighborhood filters",
+        },
+    ]
+
+
+async def _selected_sales(
+    session: AsyncSession,
+    county_id: str,
+    params: SalesRatioStudyParams,
+    window: tuple[dt.date | None, dt.date | None],
+    tax_year: int | None,
+) -> SalesColumns:
+    return await load_sales(
+        session,
+        county_id,
+        date_from=window[0],
+        date_to=window[1],
+        property_class=params.sales.property_class,
+        arms_length_only=params.sales.arms_length_only,
+        tax_year=tax_year,
+        zip_codes=params.sales.zip_codes,
+        neighborhoods=params.sales.neighborhoods,
+    )
+
+
 async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
-    selection = params.sales
     await ctx.progress("loading sales", percent=5)
     async with ctx.sessions() as session:
         tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
         window_from, window_to = default_sale_window(tax_year)
-        date_from = selection.sale_date_from or window_from
-        date_to = selection.sale_date_to or window_to
-        sales = await load_sales(
-            session,
-            ctx.county_id,
-            date_from=date_from,
-            date_to=date_to,
-            property_class=selection.property_class,
-            zip_codes=selection.zip_codes,
-            neighborhoods=selection.neighborhoods,
-            arms_length_only=selection.arms_length_only,
-            tax_year=tax_year,
+        date_from = params.sales.sale_date_from or window_from
+        date_to = params.sales.sale_date_to or window_to
+        sales = await _selected_sales(
+            session, ctx.county_id, params, (date_from, date_to), tax_year
+        )
+        excluded = await exclusions(
+            session, ctx.county_id, params, (date_from, date_to), tax_year, len(sales)
+        )
+        # The county's own index: every sale the selection admits, of any date, as the
+        # TIME_ADJUSTMENT analysis of the same selection measures it; a year's sales alone
+        # would give a trend too noisy to adjust by.
+        index_sales = (
+            await _selected_sales(session, ctx.county_id, params, (None, None), None)
+            if params.time_adjustment != "none"
+            else None
         )
     n = len(sales)
     if n == 0:
         raise JobFailure(
             "NO_SALES",
-            f"no {ARMS_LENGTH if selection.arms_length_only else ''}sales with a {tax_year} "
+            f"no {ARMS_LENGTH if params.sales.arms_length_only else ''}sales with a {tax_year} "
             f"assessment between {date_from} and {date_to} in {ctx.county_id} "
-            f"({selection.describe()})",
+            f"({params.sales.describe()})",
         )
     await ctx.progress("computing statistics", processed=0, total=n, percent=20)
-    cod_hint = params.cod_standard or selection.property_class
+    quantiles = (params.quantile_lower, params.quantile_upper)
     options: dict[str, Any] = {
         "trim": params.trim,
         "iqr_factor": params.iqr_factor,
-        "property_class_hint": cod_hint,
+        "quantiles": quantiles,
+        "property_class_hint": params.cod_standard or params.sales.property_class,
     }
     assessed, price = sales.assessed_value, sales.sale_price
+    adjusted_to = dt.date(tax_year, 1, 1)
+    time_adjustment: dict[str, Any] | None = None
+    if index_sales is not None and params.time_adjustment != "none":
+        try:
+            adjustment = time_adjustment_factors(
+                index_sales.sale_date, index_sales.sale_price, adjusted_to, params.time_adjustment
+            )
+        except InsufficientSalesError as exc:
+            raise JobFailure("INSUFFICIENT_SALES", f"cannot time-adjust: {exc}") from None
+        months = np.array(adjustment.months, dtype="datetime64[M]")
+        month = sales.sale_date.astype("datetime64[M]")
+        price = price * np.asarray(adjustment.factors)[np.searchsorted(months, month)]
+        time_adjustment = {
+            "method": params.time_adjustment,
+            "adjusted_to": adjusted_to.isoformat(),
+            "annual_trend_percent": (
+                adjustment.trend.annual_trend_pct if adjustment.trend is not None else None
+            ),
+        }
     overall = ratio_statistics(assessed, price, **options)
+    excluded.append(
+        {
+            "step": "trim",
+            "excluded": overall.count - overall.count_used,
+            "reason": f"outliers: {trim_description(params)}",
+        }
+    )
     await ctx.progress("computing statistics", processed=n, total=n, percent=40)
     groups: list[RatioStatistics] = []
     labels = None
-    if params.group_by != "none":
+    if params.group_by in PRICE_STRATA:
+        labels = price_strata(price, PRICE_STRATA[params.group_by])
+    elif params.group_by != "none":
         labels = sales.group(params.group_by)
+    if labels is not None:
         done = 0
         for index in group_batches(labels, GROUP_BATCHES):
             groups += group_statistics(assessed[index], price[index], labels[index], **options)
@@ -112,20 +239,25 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
 
     await ctx.progress("writing files", processed=0, total=n, percent=78)
     ratio = assessed / price
-    kept = iqr_trim_mask(ratio, params.iqr_factor) if params.trim == "iqr" else np.ones(n, bool)
-    columns = (
+    kept = trim_mask(ratio, params.trim, params.iqr_factor, quantiles)
+    columns: tuple[npt.NDArray[Any], ...] = (
         sales.parcel_id,
         sales.sale_date.astype(str),
-        price,
+        sales.sale_price,
         assessed,
         np.round(ratio, 6),
         labels if labels is not None else np.full(n, "", dtype=object),
         ~kept,
     )
+    header: tuple[str, ...] = CSV_HEADER
+    if time_adjustment is not None:
+        # The ratio is taken against the adjusted price, so the file shows it too.
+        columns += (np.round(price, 2),)
+        header += ("time_adjusted_price",)
     csv_path = ctx.new_file("ratio_study_sales.csv")
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CSV_HEADER)
+        writer.writerow(header)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
             writer.writerows(zip(*(c[start:stop] for c in columns), strict=True))
@@ -143,12 +275,17 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             trim=params.trim,
             iqr_factor=params.iqr_factor,
             group_by=None if params.group_by == "none" else params.group_by,
-            property_class=selection.property_class,
-            arms_length_only=selection.arms_length_only,
+            property_class=params.sales.property_class,
+            trim_text=trim_description(params),
+            exclusions=excluded,
+            zip_codes=params.sales.zip_codes,
+            neighborhoods=params.sales.neighborhoods,
+            time_adjustment=time_adjustment,
+            arms_length_only=params.sales.arms_length_only,
             generated_at=dt.datetime.now(dt.UTC),
             overall=overall,
             groups=groups,
-            cod_range=cod_range(cod_hint),
+            cod_range=cod_range(params.cod_standard or params.sales.property_class),
             sale_price=price,
             ratio=ratio,
             trimmed=~kept,
@@ -161,9 +298,15 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             "sale_date_from": date_from.isoformat(),
             "sale_date_to": date_to.isoformat(),
             "trim": params.trim,
+            "iqr_factor": params.iqr_factor if params.trim == "iqr" else None,
+            "quantiles": list(quantiles) if params.trim == "quantile" else None,
             "group_by": None if params.group_by == "none" else params.group_by,
-            "overall": statistics_json(overall, cod_hint),
-            "groups": [statistics_json(g, cod_hint) for g in groups],
+            "zip_codes": params.sales.zip_codes,
+            "neighborhoods": params.sales.neighborhoods,
+            "time_adjustment": time_adjustment,
+            "exclusions": excluded,
+            "overall": statistics_json(overall),
+            "groups": [statistics_json(g) for g in groups],
         },
         "files": [
             ctx.result_file(csv_path, "text/csv", n),
@@ -176,5 +319,6 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             "cod": overall.cod,
             "prd": overall.prd,
             "meets_standards": overall.meets_standards,
+            "sales_chased": overall.sales_chasing.flagged if overall.sales_chasing else None,
         },
     }

@@ -11,7 +11,9 @@ import numpy.typing as npt
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.characteristics import EXTRA_NAMES
 from app.models import Parcel, Sale
+from jobs.kinds.valuation.params import ValuationParams
 from jobs.spec import JobFailure
 from jobs.stats.valuation import (
     NUMERIC_FIELDS,
@@ -38,7 +40,10 @@ FEATURE_COLUMNS = (
     Parcel.neighborhood,
     Parcel.centroid_lon,
     Parcel.centroid_lat,
+    *(getattr(Parcel, name) for name in EXTRA_NAMES),
 )
+_CORE = 10
+"""FEATURE_COLUMNS before the optional characteristics."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ def _features(cols: list[tuple[object, ...]]) -> Features:
         neighborhood=labels(cols[7]),
         lon=floats(cols[8]),
         lat=floats(cols[9]),
+        extra={name: floats(cols[_CORE + i]) for i, name in enumerate(EXTRA_NAMES)},
     )
 
 
@@ -133,8 +139,27 @@ async def sales_profile(session: AsyncSession, county_id: str) -> tuple[int, int
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def hedonic_terms(params: ValuationParams) -> tuple[tuple[str, ...], bool]:
+    """(optional characteristics, location surface?) the hedonic design adds for ``features``."""
+    chosen = params.features or ()
+    return tuple(f for f in chosen if f in EXTRA_NAMES), "location" in chosen
+
+
+def available_features(sales: SaleSet, rows: npt.NDArray[np.intp]) -> list[str]:
+    """Every characteristic some of these sales have, plus location: the default features."""
+    features = sales.features
+    names = [n for n in NUMERIC_FIELDS if _known(n, getattr(features, n)[rows]).any()]
+    names += [n for n in EXTRA_NAMES if np.isfinite(features.extra[n][rows]).any()]
+    if features.lon is not None and np.isfinite(features.lon[rows]).any():
+        names.append("location")
+    return names
+
+
 def fit_model(
-    sales: SaleSet, as_of: dt.date, rows: npt.NDArray[np.intp] | None = None
+    sales: SaleSet,
+    as_of: dt.date,
+    rows: npt.NDArray[np.intp] | None = None,
+    params: ValuationParams | None = None,
 ) -> HedonicModel:
     """The hedonic model of the sales (those at `rows`, e.g. a training split), at `as_of`.
 
@@ -154,12 +179,64 @@ def fit_model(
             "needs living area, lot size, year built, bedrooms and bathrooms for some sales "
             "(import the parcels with those columns)",
         )
+    extra, location = hedonic_terms(params) if params is not None else ((), False)
+    absent = [name for name in extra if not np.isfinite(features.extra[name]).any()]
+    if absent:
+        raise JobFailure(
+            "MISSING_CHARACTERISTICS",
+            f"no sold parcel has a value for {', '.join(absent)}: drop it from features or "
+            "import the parcels with that column",
+        )
     try:
-        return fit_hedonic(features, sales.sale_price[rows], sales.sale_date[rows], as_of)
+        return fit_hedonic(
+            features,
+            sales.sale_price[rows],
+            sales.sale_date[rows],
+            as_of,
+            extra=extra,
+            location=location,
+        )
     except InsufficientSales as exc:
         raise JobFailure("INSUFFICIENT_SALES", str(exc)) from None
     except SingularDesign as exc:
         raise JobFailure("SINGULAR_DESIGN", str(exc)) from None
+
+
+EXTRAPOLATION_WARNING_DAYS = 365
+"""A valuation date further than this beyond the last sale gets a warning in the result."""
+
+
+def valuation_date(params: ValuationParams, sales: SaleSet) -> tuple[dt.date, list[str]]:
+    """The date values hold at, and warnings about it.
+
+    Why the last sale by default, not today: a county whose sales end years ago (an archive, a
+    published sample) would otherwise be valued with its market trend extrapolated over every
+    year since, silently. A date the caller chose is used as given, but a trend carried more
+    than a year beyond the data is said out loud.
+    """
+    if len(sales.sale_date) == 0:
+        raise JobFailure("INSUFFICIENT_SALES", "the county has no arm's-length sales to value from")
+    last_sale = sales.sale_date.max().astype(dt.date)
+    as_of = params.valuation_date or last_sale
+    warnings = []
+    beyond = (as_of - last_sale).days
+    if beyond > EXTRAPOLATION_WARNING_DAYS:
+        warnings.append(
+            f"valuation date {as_of} is {beyond / 365.2425:.1f} years after the last sale "
+            f"({last_sale}): the market trend is extrapolated over that time"
+        )
+    return as_of, warnings
+
+
+def model_warnings(model: HedonicModel, sales: SaleSet) -> list[str]:
+    """What the result must say about the fit itself."""
+    if model.time_term:
+        return []
+    date = sales.sale_date.max().astype(dt.date)
+    return [
+        f"all {model.n} sales are dated {date}: no market trend can be estimated from them, "
+        "so the model has no time term and values are as of that date"
+    ]
 
 
 def _known(name: str, values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:

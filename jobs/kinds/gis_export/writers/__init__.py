@@ -10,7 +10,8 @@ Usage::
 
 Every writer sends each batch to disk before `write_batch` returns and keeps only a running
 bbox and row count, so memory is flat in the number of features. Geometries are WGS 84
-longitude/latitude Polygons or MultiPolygons (None for "no geometry"). Leaving the ``with``
+longitude/latitude Polygons or MultiPolygons, or Points for parcels located by lon/lat (None
+for "no geometry"; the writer is told which kind its layer holds). Leaving the ``with``
 block without `close()` - normally because of an exception - deletes what was written, as
 does `remove_partial()` when called directly. Writers are not thread-safe: calls may come from
 different threads (e.g. ``asyncio.to_thread``) but must not overlap.
@@ -27,6 +28,7 @@ from jobs.kinds.gis_export.writers.base import (
     FeatureWriter,
     Field,
     FieldType,
+    GeometryKind,
     StreamingWriter,
     WrittenFile,
 )
@@ -71,14 +73,16 @@ def open_writer(
     fields: Sequence[Field],
     *,
     name_field: str = "parcel_id",
+    geometry: GeometryKind = "polygon",
 ) -> FeatureWriter:
     """A writer for `fmt` producing ``directory/basename.<extension>`` (replacing any file of
     that name, e.g. from an interrupted earlier attempt). `name_field` is the attribute used as
-    each KML Placemark's <name>; other formats ignore it."""
+    each KML Placemark's <name>; other formats ignore it. `geometry` says what the layer holds;
+    a Shapefile refuses "mixed" (it holds one shape type)."""
     canonical = canonical_format(fmt)
     if canonical == "KML":
-        return KMLWriter(directory, basename, fields, name_field=name_field)
-    return WRITERS[canonical](directory, basename, fields)
+        return KMLWriter(directory, basename, fields, name_field=name_field, geometry=geometry)
+    return WRITERS[canonical](directory, basename, fields, geometry=geometry)
 
 
 __all__ = [
@@ -93,6 +97,7 @@ __all__ = [
     "FieldType",
     "GeoJSONWriter",
     "GeoPackageWriter",
+    "GeometryKind",
     "KMLWriter",
     "ShapefileWriter",
     "WrittenFile",

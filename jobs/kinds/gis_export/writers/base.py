@@ -25,6 +25,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 FieldType = Literal["str", "int", "float", "date", "bool"]
+GeometryKind = Literal["polygon", "point", "mixed"]
+"""What a layer holds: lot polygons, points (parcels imported by lon/lat), or both."""
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 CRS = "EPSG:4326"
 Value = str | int | float | bool | dt.date | None
@@ -32,7 +34,18 @@ Geometries = np.ndarray | Sequence[BaseGeometry | None]
 
 _POLYGON = shapely.GeometryType.POLYGON.value
 _MULTIPOLYGON = shapely.GeometryType.MULTIPOLYGON.value
+_POINT = shapely.GeometryType.POINT.value
 _MISSING = shapely.GeometryType.MISSING.value
+_ALLOWED_TYPES: dict[str, tuple[int, ...]] = {
+    "polygon": (_POLYGON, _MULTIPOLYGON, _MISSING),
+    "point": (_POINT, _MISSING),
+    "mixed": (_POLYGON, _MULTIPOLYGON, _POINT, _MISSING),
+}
+_KIND_TEXT = {
+    "polygon": "a polygon layer (Polygon or MultiPolygon, or None)",
+    "point": "a point layer (Point, or None)",
+    "mixed": "a layer of Polygons, MultiPolygons and Points (or None)",
+}
 _BASENAME = re.compile(r"^[\w][\w.\- ]*$")
 
 
@@ -109,9 +122,10 @@ class FeatureWriter(Protocol):
 
 
 class StreamingWriter(ABC):
-    """Base class for the format writers. Subclasses implement `_write` (one validated batch),
-    `_finish` (finalise the file at `path`), `_release` (close handles without finishing) and
-    may add scratch paths to `_scratch` for `remove_partial` to delete."""
+    """Base class for the format writers. Subclasses implement `_start` (open the file, write
+    its header), `_write` (one validated batch), `_finish` (finalise the file at `path`),
+    `_release` (close handles without finishing) and may add scratch paths to `_scratch` for
+    `remove_partial` to delete."""
 
     format_name: ClassVar[str]
     content_type: ClassVar[str]
@@ -119,7 +133,19 @@ class StreamingWriter(ABC):
     #: Polygon exterior rings clockwise? The formats' own rules differ (see subclasses).
     exterior_cw: ClassVar[bool] = False
 
-    def __init__(self, directory: Path, basename: str, fields: Sequence[Field]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        basename: str,
+        fields: Sequence[Field],
+        *,
+        geometry: GeometryKind = "polygon",
+    ) -> None:
+        if geometry not in _ALLOWED_TYPES:
+            raise ValueError(
+                f"geometry kind {geometry!r} is not one of: {', '.join(_ALLOWED_TYPES)}"
+            )
+        self.geometry: GeometryKind = geometry
         if not _BASENAME.match(basename) or basename in (".", ".."):
             raise ValueError(
                 f"basename {basename!r} must be a plain file name (letters, digits, '_', '-', "
@@ -145,13 +171,14 @@ class StreamingWriter(ABC):
         self._state: Literal["open", "closed", "removed"] = "open"
         # A rerun after a crash must not append to, or trip over, the previous attempt's file.
         self.path.unlink(missing_ok=True)
+        self._start()
 
     # -- public interface -------------------------------------------------------------
 
     def write_batch(self, geometries: Geometries, records: Sequence[Mapping[str, object]]) -> None:
         """Validate and append one batch; see the module docstring for the guarantees."""
         self._require_open()
-        geoms = prepare_geometries(geometries, len(records), self.row_count)
+        geoms = prepare_geometries(geometries, len(records), self.row_count, self.geometry)
         rows = [self._coerce(record, self.row_count + i) for i, record in enumerate(records)]
         if not rows:
             return
@@ -216,6 +243,11 @@ class StreamingWriter(ABC):
     # -- for subclasses ---------------------------------------------------------------
 
     @abstractmethod
+    def _start(self) -> None:
+        """Open the file and write what precedes the features (header, layer definition);
+        may refuse the fields or the geometry kind with ValueError."""
+
+    @abstractmethod
     def _write(self, geoms: np.ndarray, rows: list[list[Value]]) -> None:
         """Append one validated, oriented batch (geoms[i] is a 2-D Polygon/MultiPolygon or
         None; rows[i][j] is the coerced value of fields[j])."""
@@ -262,12 +294,18 @@ class StreamingWriter(ABC):
         ]
 
 
-def prepare_geometries(geometries: Geometries, expected: int, first_row: int = 0) -> np.ndarray:
-    """An object array of 2-D Polygon/MultiPolygon/None, one per record.
+def prepare_geometries(
+    geometries: Geometries,
+    expected: int,
+    first_row: int = 0,
+    kind: GeometryKind = "polygon",
+) -> np.ndarray:
+    """An object array of 2-D geometries of the layer's ``kind`` (or None), one per record.
 
-    Parcels are areas, and every format here is written as a polygon layer (a Shapefile holds
-    exactly one shape type), so other geometry types are refused rather than silently mixed
-    in. Empty geometries become None: all five formats have a native "no geometry" (null
+    Parcels are lots (polygons) or, when imported by lon/lat, points. A writer is told up
+    front which its layer holds (a Shapefile and a GeoPackage declare it in their headers),
+    and any other geometry type is refused rather than silently mixed in. Empty geometries
+    become None: all five formats have a native "no geometry" (null
     GeoJSON geometry, Shapefile null shape, Placemark without geometry, empty WKT cell, NULL
     blob), while an empty polygon has no Shapefile or KML encoding.
     """
@@ -289,12 +327,12 @@ def prepare_geometries(geometries: Geometries, expected: int, first_row: int = 0
             f"got {type(arr[i]).__name__}"
         )
     type_ids = shapely.get_type_id(arr)
-    wrong = (type_ids != _POLYGON) & (type_ids != _MULTIPOLYGON) & (type_ids != _MISSING)
+    wrong = ~np.isin(type_ids, _ALLOWED_TYPES[kind])
     if wrong.any():
         i = int(np.flatnonzero(wrong)[0])
         raise ValueError(
-            f"feature {first_row + i}: geometry type {arr[i].geom_type} is not supported; "
-            "exports are polygon layers (Polygon or MultiPolygon, or None)"
+            f"feature {first_row + i}: geometry type {arr[i].geom_type} is not supported in "
+            f"{_KIND_TEXT[kind]}"
         )
     arr[shapely.is_empty(arr)] = None
     if shapely.has_z(arr).any():

@@ -1,6 +1,7 @@
 """CSV with the geometry as WKT, for spreadsheets and for GIS tools' "delimited text" import.
 
-One header row of the attribute names plus a final ``geometry_wkt`` column, then one row per
+One header row of the attribute names plus a final ``WKT`` column (the name GDAL's CSV
+driver and QGIS's delimited-text import take as the geometry without being told), then one row per
 feature, written with the csv module's RFC 4180 dialect (comma separator, CRLF line ends,
 fields quoted when they contain a comma, quote or line break). UTF-8 without a byte order
 mark. The WKT (OGC 06-103r4 section 7) comes from one vectorised shapely.to_wkt call per batch
@@ -12,16 +13,18 @@ coordinates by up to 5 cm) with rings counter-clockwise like the other formats. 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, ClassVar
 
 import numpy as np
 import shapely
 
-from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value, text_value
+from jobs.kinds.gis_export.writers.base import (
+    StreamingWriter,
+    Value,
+    text_value,
+)
 
-GEOMETRY_COLUMN = "geometry_wkt"
+GEOMETRY_COLUMN = "WKT"
 
 
 class CSVWriter(StreamingWriter):
@@ -30,10 +33,9 @@ class CSVWriter(StreamingWriter):
     extension: ClassVar[str] = "csv"
     exterior_cw: ClassVar[bool] = False
 
-    def __init__(self, directory: Path, basename: str, fields: Sequence[Field]) -> None:
-        if any(f.name.lower() == GEOMETRY_COLUMN for f in fields):
+    def _start(self) -> None:
+        if any(f.name.lower() == GEOMETRY_COLUMN.lower() for f in self.fields):
             raise ValueError(f"field name {GEOMETRY_COLUMN!r} is reserved for the CSV geometry")
-        super().__init__(directory, basename, fields)
         # newline="" hands line-end control to the csv module (its documented requirement).
         self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._file)

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, ClassVar
 
 import numpy as np
 import shapely
 
-from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value
+from jobs.kinds.gis_export.writers.base import StreamingWriter, Value
 
 _HEADER = '{"type":"FeatureCollection","features":[\n'
 
@@ -45,8 +43,7 @@ class GeoJSONWriter(StreamingWriter):
     extension: ClassVar[str] = "geojson"
     exterior_cw: ClassVar[bool] = False
 
-    def __init__(self, directory: Path, basename: str, fields: Sequence[Field]) -> None:
-        super().__init__(directory, basename, fields)
+    def _start(self) -> None:
         self._names = [f.name for f in self.fields]
         self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="\n")
         self._file.write(_HEADER)

@@ -17,7 +17,8 @@ Everything a reader checks, with the requirement (Req) numbers of the 1.2 specif
 * Req 25/Req 32 - the declared type must cover every value: parcels are a mix of Polygon
   and MultiPolygon, and a Polygon is not assignable to MULTIPOLYGON, so every geometry is
   promoted to MultiPolygon (what ``ogr2ogr -nlt PROMOTE_TO_MULTI`` does) and the column is
-  declared MULTIPOLYGON, which GIS clients show as a plain polygon layer.
+  declared MULTIPOLYGON, which GIS clients show as a plain polygon layer. A layer of parcels
+  located by lon/lat is declared POINT, and one mixing both GEOMETRY.
 * Table 1 - attribute types TEXT, INTEGER, REAL, DATE (ISO 8601 ``YYYY-MM-DD`` text) and
   BOOLEAN (0/1).
 
@@ -34,19 +35,19 @@ import contextlib
 import datetime as dt
 import re
 import sqlite3
-from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import shapely
 
-from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value
+from jobs.kinds.gis_export.writers.base import StreamingWriter, Value
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10200  # GeoPackage 1.2.0
 SRS_ID = 4326
 GEOMETRY_COLUMN = "geom"
+_GEOMETRY_TYPE_NAMES = {"polygon": "MULTIPOLYGON", "point": "POINT", "mixed": "GEOMETRY"}
+"""The declared geometry type per layer kind (GeoPackage 1.3 Annex G): GEOMETRY admits all."""
 FID_COLUMN = "fid"
 EPSG_4326_WKT = (
     'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
@@ -172,13 +173,13 @@ class GeoPackageWriter(StreamingWriter):
     extension: ClassVar[str] = "gpkg"
     exterior_cw: ClassVar[bool] = False
 
-    def __init__(self, directory: Path, basename: str, fields: Sequence[Field]) -> None:
+    def _start(self) -> None:
         reserved = {FID_COLUMN, GEOMETRY_COLUMN}
-        clash = [f.name for f in fields if f.name.lower() in reserved]
+        clash = [f.name for f in self.fields if f.name.lower() in reserved]
         if clash:
             raise ValueError(f"field name {clash[0]!r} is reserved for the GeoPackage {clash[0]}")
-        super().__init__(directory, basename, fields)
-        self.table = table_name_for(basename)
+        self._type_name = _GEOMETRY_TYPE_NAMES[self.geometry]
+        self.table = table_name_for(self.basename)
         journal = self.path.with_name(self.path.name + "-journal")
         # A journal left by a crashed earlier attempt would be "hot" and replayed into the
         # new file by SQLite on open, so it goes with the old file.
@@ -210,7 +211,7 @@ class GeoPackageWriter(StreamingWriter):
         db.execute(
             f"CREATE TABLE {_quote(self.table)} (\n"
             f"  {_quote(FID_COLUMN)} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
-            f"  {_quote(GEOMETRY_COLUMN)} MULTIPOLYGON{attributes}\n)"
+            f"  {_quote(GEOMETRY_COLUMN)} {self._type_name}{attributes}\n)"
         )
         db.execute(
             "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id)"
@@ -218,8 +219,8 @@ class GeoPackageWriter(StreamingWriter):
             (self.table, self.table, SRS_ID),
         )
         db.execute(
-            "INSERT INTO gpkg_geometry_columns VALUES (?, ?, 'MULTIPOLYGON', ?, 0, 0)",
-            (self.table, GEOMETRY_COLUMN, SRS_ID),
+            "INSERT INTO gpkg_geometry_columns VALUES (?, ?, ?, ?, 0, 0)",
+            (self.table, GEOMETRY_COLUMN, self._type_name, SRS_ID),
         )
         db.execute("COMMIT")
 

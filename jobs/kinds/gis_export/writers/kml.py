@@ -11,7 +11,8 @@ any Placemark otherwise shows no layer at all, so an empty export would look bro
   readers report as null rather than as an empty string. ExtendedData precedes the geometry,
   the element order the Placemark schema requires.
 * a Polygon is ``<outerBoundaryIs>`` plus one ``<innerBoundaryIs>`` per hole (section 10.8),
-  a MultiPolygon a ``<MultiGeometry>`` of Polygons (section 10.2). Coordinates are
+  a MultiPolygon a ``<MultiGeometry>`` of Polygons (section 10.2), a Point (a parcel located
+  by lon/lat) a ``<Point>`` (section 10.3). Coordinates are
   ``lon,lat`` tuples separated by spaces (section 16.9), WGS 84 being KML's only CRS, with
   exterior rings counter-clockwise as Google's KML reference asks for Polygons.
 * text goes through xml.sax.saxutils escaping, and characters XML 1.0 cannot carry at all
@@ -34,6 +35,7 @@ import shapely
 
 from jobs.kinds.gis_export.writers.base import (
     Field,
+    GeometryKind,
     StreamingWriter,
     Value,
     polygon_rings,
@@ -82,23 +84,36 @@ class KMLWriter(StreamingWriter):
         fields: Sequence[Field],
         *,
         name_field: str = "parcel_id",
+        geometry: GeometryKind = "polygon",
     ) -> None:
-        super().__init__(directory, basename, fields)
+        self._name_field = name_field
+        super().__init__(directory, basename, fields, geometry=geometry)
+
+    def _start(self) -> None:
         names = [f.name for f in self.fields]
-        self._name_index = names.index(name_field) if name_field in names else None
+        self._name_index = names.index(self._name_field) if self._name_field in names else None
         self._data_open = [f"<Data name={_xml_attr(name)}><value>" for name in names]
         self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="\n")
         self._file.write(
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<kml xmlns="{KML_NAMESPACE}">\n<Document>\n<name>{_xml_text(basename)}</name>\n'
-            f"<Folder>\n<name>{_xml_text(basename)}</name>\n"
+            f'<kml xmlns="{KML_NAMESPACE}">\n<Document>\n<name>{_xml_text(self.basename)}</name>\n'
+            f"<Folder>\n<name>{_xml_text(self.basename)}</name>\n"
         )
         self._file.flush()
 
     def _write(self, geoms: np.ndarray, rows: list[list[Value]]) -> None:
         chunks: list[str] = []
-        is_multi = (shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON).tolist()
-        for polygons, multi, row in zip(polygon_rings(geoms), is_multi, rows, strict=True):
+        type_ids = shapely.get_type_id(geoms)
+        is_multi = (type_ids == shapely.GeometryType.MULTIPOLYGON).tolist()
+        points = type_ids == shapely.GeometryType.POINT
+        point_kml = np.full(len(geoms), "", dtype=object)
+        if points.any():
+            xy = shapely.get_coordinates(geoms[points]).tolist()
+            point_kml[points] = [
+                f"<Point><coordinates>{x!r},{y!r}</coordinates></Point>" for x, y in xy
+            ]
+        features = zip(polygon_rings(geoms), is_multi, point_kml.tolist(), rows, strict=True)
+        for polygons, multi, point, row in features:
             parts = ["<Placemark>"]
             if self._name_index is not None and row[self._name_index] is not None:
                 parts.append(f"<name>{_xml_text(text_value(row[self._name_index]))}</name>")
@@ -109,7 +124,9 @@ class KMLWriter(StreamingWriter):
             )
             if data:
                 parts.append(f"<ExtendedData>{data}</ExtendedData>")
-            if polygons and not multi:
+            if point:
+                parts.append(point)
+            elif polygons and not multi:
                 parts.append(_polygon_kml(polygons[0]))
             elif polygons:
                 body = "".join(_polygon_kml(rings) for rings in polygons)

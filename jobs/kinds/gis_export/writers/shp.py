@@ -5,9 +5,12 @@ one GDAL (3.1+) and QGIS open directly as a Shapefile. Members, written with pys
 
 * ``.shp``/``.shx``/``.dbf`` - POLYGON shape type (ESRI Shapefile Technical Description, July
   1998, "Polygon"): rings of one shape are parts, and orientation says which are holes -
-  outer rings clockwise, holes counter-clockwise (`exterior_cw = True`). A missing geometry
-  is a Null Shape. pyshp appends each shape and record to the open files as it is given and
-  only rewrites the fixed-size headers at close, so nothing accumulates in memory.
+  outer rings clockwise, holes counter-clockwise (`exterior_cw = True`); or, for a layer of
+  parcels located by lon/lat, the POINT shape type. A file holds exactly one shape type, so a
+  layer mixing lots and points cannot be a Shapefile (the writer refuses it up front). A
+  missing geometry is a Null Shape. pyshp appends each shape and record to the open files as
+  it is given and only rewrites the fixed-size headers at close, so nothing accumulates in
+  memory.
 * ``.prj`` - the ESRI-flavoured WKT of GCS WGS 1984: what ArcGIS writes itself and reads
   without a "projection unknown" warning (GDAL reads it too).
 * ``.cpg`` - ``UTF-8``: the dBASE header's language-driver byte cannot say UTF-8, so ArcGIS
@@ -26,14 +29,19 @@ import contextlib
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
-from pathlib import Path
-from typing import ClassVar
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import shapefile
+import shapely
 
-from jobs.kinds.gis_export.writers.base import Field, StreamingWriter, Value, polygon_rings
+from jobs.kinds.gis_export.writers.base import (
+    Field,
+    StreamingWriter,
+    Value,
+    polygon_rings,
+)
 
 ESRI_WGS84_WKT = (
     'GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",SPHEROID["WGS_1984",6378137.0,298.257223563]],'
@@ -121,13 +129,16 @@ class ShapefileWriter(StreamingWriter):
     extension: ClassVar[str] = "shp.zip"
     exterior_cw: ClassVar[bool] = True
 
-    def __init__(self, directory: Path, basename: str, fields: Sequence[Field]) -> None:
-        super().__init__(directory, basename, fields)
+    def _start(self) -> None:
+        if self.geometry == "mixed":
+            raise ValueError(
+                "a Shapefile holds one shape type: it cannot mix lot polygons and points"
+            )
         self._names = shapefile_field_names(self.fields)
         self._text_columns = [i for i, f in enumerate(self.fields) if f.type == "str"]
         # The loose files live in their own scratch folder until zipped, so they can never
         # collide with other files in `directory` and are removed as a unit.
-        self._stage = directory / f".{basename}.shp-parts"
+        self._stage = self.directory / f".{self.basename}.shp-parts"
         self._scratch.append(self._stage)
         if self._stage.exists():
             for child in self._stage.iterdir():
@@ -136,7 +147,8 @@ class ShapefileWriter(StreamingWriter):
         # A fixed stem: pyshp derives the member names with Path.with_suffix, which would cut
         # a basename such as "parcels.2024" short. The zip gets the real names.
         self._stem = self._stage / "layer"
-        self._shp = shapefile.Writer(self._stem, shapeType=shapefile.POLYGON, encoding="utf-8")
+        shape_type = shapefile.POINT if self.geometry == "point" else shapefile.POLYGON
+        self._shp = shapefile.Writer(self._stem, shapeType=shape_type, encoding="utf-8")
         for f in self.fields:
             kind, size, decimal = _DBF_SPEC[f.type]
             self._shp.field(self._names[f.name], kind, size, decimal)
@@ -148,12 +160,15 @@ class ShapefileWriter(StreamingWriter):
         return dict(self._names)
 
     def _write(self, geoms: np.ndarray, rows: list[list[Value]]) -> None:
-        features = zip(polygon_rings(geoms), rows, strict=True)
-        for number, (polygons, row) in enumerate(features, start=self.row_count + 1):
-            if polygons:
-                self._shp.poly([ring.tolist() for rings in polygons for ring in rings])
-            else:
+        for number, (shape, row) in enumerate(
+            zip(self._shapes(geoms), rows, strict=True), start=self.row_count + 1
+        ):
+            if shape is None:
                 self._shp.null()
+            elif self.geometry == "point":
+                self._shp.point(*shape)
+            else:
+                self._shp.poly(shape)
             for i in self._text_columns:
                 value = row[i]
                 # pyshp writes a positional None in a C field as the text "None".
@@ -164,6 +179,18 @@ class ShapefileWriter(StreamingWriter):
                 self._shp.record(number)
         for stream in (self._shp.shp, self._shp.shx, self._shp.dbf):
             stream.flush()
+
+    def _shapes(self, geoms: np.ndarray) -> Iterator[Any]:
+        """Per feature, what pyshp takes: (x, y) of a point, a polygon's rings, or None."""
+        if self.geometry == "point":
+            present = ~shapely.is_missing(geoms)
+            xy = np.full((len(geoms), 2), np.nan)
+            xy[present] = shapely.get_coordinates(geoms[present])
+            for point, ok in zip(xy.tolist(), present.tolist(), strict=True):
+                yield point if ok else None
+            return
+        for polygons in polygon_rings(geoms):
+            yield [ring.tolist() for rings in polygons for ring in rings] if polygons else None
 
     def _finish(self) -> None:
         self._shp.close()
