@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 
 from app.db import SessionFactory
 from jobs.changes import JobChange
@@ -35,6 +35,8 @@ class ChangeFilter:
     status: JobStatus | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
+    search: str | None = None
+    """Case-insensitive text the job's name or description contains (no wildcards)."""
 
 
 EVERYTHING = ChangeFilter(kinds=tuple(KINDS))
@@ -50,8 +52,14 @@ class ChangePage:
     """The page reached the end of the log: `position` is the log's end when it was read."""
 
 
-def _wanted(model: Any, where: ChangeFilter) -> list[ColumnElement[bool]]:
-    """The filter's conditions on a job row (owner, county and creation never change)."""
+def _contains(text: str) -> str:
+    """An ILIKE pattern matching `text` literally: its own % _ and \\ are escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def wanted(model: Any, where: ChangeFilter) -> list[ColumnElement[bool]]:
+    """The filter's conditions on a job row, for the listing and the change feed alike."""
     conditions = []
     if where.owner is not None:
         conditions.append(model.owner == where.owner)
@@ -63,6 +71,14 @@ def _wanted(model: Any, where: ChangeFilter) -> list[ColumnElement[bool]]:
         conditions.append(model.created_at >= where.created_after)
     if where.created_before is not None:
         conditions.append(model.created_at < where.created_before)
+    if where.search is not None:
+        pattern = _contains(where.search)
+        conditions.append(
+            or_(
+                model.name.ilike(pattern, escape="\\"),
+                model.description.ilike(pattern, escape="\\"),
+            )
+        )
     return conditions
 
 
@@ -79,7 +95,7 @@ def latest_changes(after: int, until: int, where: ChangeFilter) -> Select[Any]:
             select(JobChange.seq, JobChange.job_id, JobChange.kind)
             .join(model, and_(model.id == JobChange.job_id, model.change_seq == JobChange.seq))
             .where(JobChange.seq > after, JobChange.seq <= until, JobChange.kind == kind.value)
-            .where(*_wanted(model, where))
+            .where(*wanted(model, where))
         )
         parts.append(query)
     keys = union_all(*parts).subquery()
@@ -144,7 +160,7 @@ async def running_jobs(
                 select(model).where(
                     model.status == JobStatus.RUNNING.value,
                     model.change_seq <= until,
-                    *_wanted(model, where),
+                    *wanted(model, where),
                 )
             )
             found += [snapshot(spec, row) for row in rows]

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from jobs.naming import MAX_DESCRIPTION, MAX_NAME
 from jobs.params import graphql_name
 from jobs.spec import BadInput
 
 MAX_STRING = 64
-MAX_STRINGS = {"idempotency_key": 255}
+MAX_STRINGS = {"idempotency_key": 255, "name": MAX_NAME, "description": MAX_DESCRIPTION}
 MAX_LIST_ITEMS = 16
 MAX_JSON_DEPTH = 32
 MAX_JSON_STRING = 1024

@@ -33,6 +33,7 @@ from jobs.access import Caller
 from jobs.changes import next_change_seq, with_change_log
 from jobs.idempotency import IdempotencyKey, find_key, request_hash
 from jobs.input_limits import check_input_sizes
+from jobs.naming import default_name
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec
 from jobs.table import FINAL_STATUSES, JobStatus
@@ -73,6 +74,8 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "id": str(row.id),
         "county_id": row.county_id,
         "owner": row.owner,
+        "name": row.name,
+        "description": row.description,
         "status": row.status,
         "message": row.message,
         "parameters": row.parameters_json,
@@ -110,6 +113,10 @@ class Controls:
     scheduled_for: dt.datetime | None
     idempotency_key: str | None
     retention_days: int
+    name: str | None = None
+    """None: named by `jobs.naming.default_name` once the input is valid. Lengths are
+    bounded with every other string, in `jobs.input_limits`."""
+    description: str | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], settings: Settings) -> Controls:
@@ -134,7 +141,11 @@ class Controls:
         retention = settings.retention_days if retention is None else retention
         if not 1 <= retention <= 3650:
             raise BadInput("retentionDays", "must be between 1 and 3650 days")
-        return cls(priority, when, key, retention)
+        name = raw.get("name")
+        if name is not None and not name.strip():
+            raise BadInput("name", "must not be blank; leave it out for a default name")
+        description = raw.get("description")
+        return cls(priority, when, key, retention, name and name.strip(), description)
 
     def due(self) -> bool:
         return self.scheduled_for is None or self.scheduled_for <= dt.datetime.now(dt.UTC)
@@ -182,6 +193,8 @@ class Lifecycle:
                 "priority": controls.priority,
                 "scheduled_for": controls.scheduled_for,
                 "retention_days": controls.retention_days,
+                "name": controls.name,
+                "description": controls.description,
             }
         )
         try:
@@ -239,6 +252,8 @@ class Lifecycle:
                     model.id: uuid.uuid4(),
                     model.county_id: valid.county_id,
                     model.owner: caller.name,
+                    model.name: controls.name or default_name(spec, valid),
+                    model.description: controls.description,
                     model.parameters_json: valid.parameters,
                     model.priority: controls.priority,
                     model.scheduled_for: controls.scheduled_for,

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, func, literal, select, tuple_, union_all
 
 from app.db import SessionFactory
 from jobs.access import ADMIN, Caller, Forbidden
-from jobs.change_feed import ChangeFilter, latest_changes, log_end
+from jobs.change_feed import ChangeFilter, latest_changes, log_end, wanted
 from jobs.changes import check_cursor
 from jobs.changes import decode_cursor as decode_change_cursor
 from jobs.changes import encode_cursor as encode_change_cursor
@@ -30,6 +30,7 @@ from jobs.spec import BadInput, JobKind
 from jobs.table import JobStatus
 
 MAX_PAGE = 100
+MAX_SEARCH = 200
 
 
 class JobOrderField(enum.StrEnum):
@@ -111,6 +112,7 @@ async def list_jobs(
     owner: str | None = None,
     changed_after: str | None = None,
     retention_hours: float | None = None,
+    search: str | None = None,
 ) -> JobPage:
     """The caller's jobs (everyone's for admin) of the kinds it may read.
 
@@ -120,7 +122,7 @@ async def list_jobs(
     for someone else's is FORBIDDEN rather than a silently empty page).
     `created_after` is inclusive and `created_before` exclusive, so windows tile.
     With `changed_after` (a change cursor) the page lists the jobs changed since, in change
-    order; `after` is then a change cursor too.
+    order; `after` is then a change cursor too. `search` matches name or description.
     """
     if not 1 <= first <= MAX_PAGE:
         raise BadInput("first", f"must be between 1 and {MAX_PAGE}")
@@ -128,6 +130,8 @@ async def list_jobs(
         raise BadInput("countyId", "must be at most 64 characters, without NUL characters")
     if owner is not None and (len(owner) > 128 or "\x00" in owner):
         raise BadInput("owner", "must be at most 128 characters, without NUL characters")
+    if search is not None and (not 1 <= len(search) <= MAX_SEARCH or "\x00" in search):
+        raise BadInput("search", f"must be 1 to {MAX_SEARCH} characters, without NUL characters")
     if owner is not None and owner != caller.name and not caller.is_admin:
         raise Forbidden(ADMIN)
     created_after = _aware(created_after, "createdAfter")
@@ -138,19 +142,21 @@ async def list_jobs(
     if not readable:
         raise Forbidden("<kind>:read for at least one kind")
     specs = [KINDS[kind]] if kind else [KINDS[k] for k in readable]
+    where = ChangeFilter(
+        kinds=[spec.kind for spec in specs],
+        owner=owner if caller.is_admin else caller.name,
+        county_id=county_id,
+        status=status,
+        created_after=created_after,
+        created_before=created_before,
+        search=search,
+    )
     if changed_after is not None:
         if order != NEWEST_FIRST:
             raise BadInput("orderBy", "with changedAfter jobs come in change order; leave it out")
         return await _changed_jobs(
             sessions,
-            ChangeFilter(
-                kinds=[spec.kind for spec in specs],
-                owner=owner if caller.is_admin else caller.name,
-                county_id=county_id,
-                status=status,
-                created_after=created_after,
-                created_before=created_before,
-            ),
+            where,
             decode_change_cursor(changed_after, "changedAfter"),
             None if after is None else decode_change_cursor(after, "after"),
             first,
@@ -165,19 +171,7 @@ async def list_jobs(
             model.id.label("id"),
             getattr(model, order.column).label("at"),
         )
-        if status is not None:
-            query = query.where(model.status == status.value)
-        if county_id is not None:
-            query = query.where(model.county_id == county_id)
-        if created_after is not None:
-            query = query.where(model.created_at >= created_after)
-        if created_before is not None:
-            query = query.where(model.created_at < created_before)
-        if not caller.is_admin:
-            query = query.where(model.owner == caller.name)
-        elif owner is not None:
-            query = query.where(model.owner == owner)
-        parts.append(query)
+        parts.append(query.where(*wanted(model, where)))
     jobs = union_all(*parts).subquery()
     keyset = tuple_(jobs.c.at, jobs.c.id)
     descending = order.direction is OrderDirection.DESC

@@ -44,6 +44,10 @@ class JobMixin:
     owner: Mapped[str | None] = mapped_column(
         String(128), index=True, doc="name of the API token that submitted it; null before auth"
     )
+    name: Mapped[str] = mapped_column(
+        String(200), doc="what the job is called in lists; defaulted from kind and parameters"
+    )
+    description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True, server_default=JobStatus.PENDING)
     message: Mapped[str | None] = mapped_column(Text)
     parameters_json: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))

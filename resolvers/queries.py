@@ -127,6 +127,13 @@ class Query:
                 "than the change log keeps: CURSOR_EXPIRED."
             ),
         ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="only jobs whose name or description contains this text "
+                "(case-insensitive, taken literally; at most 200 characters)"
+            ),
+        ] = None,
     ) -> JobConnection:
         with client_errors():
             page = await list_jobs(
@@ -142,6 +149,7 @@ class Query:
                 created_before=created_before,
                 owner=owner,
                 changed_after=changed_after,
+                search=search,
                 retention_hours=info.context.settings.event_retention_hours,
             )
         edges = [

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from jobs.changes import encode_cursor
+from jobs.naming import MAX_DESCRIPTION, MAX_NAME
 from jobs.spec import JobKind
 from jobs.table import JobStatus
 from schema.convert import build, build_object
@@ -66,6 +67,11 @@ class ResultFile:
 class Job(Node):
     id: strawberry.ID
     kind: JobKind
+    name: str = strawberry.field(
+        description="given at submission, else built from kind and parameters, e.g. "
+        '"Sales ratio study, COUNTY01, 2025"'
+    )
+    description: str | None
     county_id: str
     status: JobStatus
     message: str | None
@@ -130,6 +136,14 @@ class JobControls:
     )
     retention_days: int | None = strawberry.field(
         default=None, description="days the finished job and its files are kept (default 30)"
+    )
+    name: str | None = strawberry.field(
+        default=None,
+        description=f"at most {MAX_NAME} characters; default: built from the kind and "
+        'parameters, e.g. "Sales ratio study, COUNTY01, 2025"',
+    )
+    description: str | None = strawberry.field(
+        default=None, description=f"free text, at most {MAX_DESCRIPTION} characters"
     )
 
 
