@@ -97,6 +97,7 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "started_at": iso(row.started_at),
+        "last_retry_at": iso(row.last_retry_at),
         "completed_at": iso(row.completed_at),
     }
 
@@ -542,7 +543,8 @@ class Lifecycle:
         return snap
 
     async def retry(self, job_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
-        """Run a FAILED or CANCELLED job again under the same id; `attempts` counts the runs."""
+        """Run a FAILED or CANCELLED job again under the same id; `attempts` counts the runs,
+        `last_retry_at` says when the last retry was asked for."""
         spec, snap = await self._control(
             job_id,
             caller,
@@ -561,6 +563,7 @@ class Lifecycle:
             progress_processed=None,
             progress_total=None,
             message="queued for retry",
+            last_retry_at=func.now(),
         )
         try:
             await self.enqueue(spec.kind, job_id, snap["priority"])

@@ -86,6 +86,9 @@ class JobMixin:
         DateTime(timezone=True), server_default=func.now()
     )
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_retry_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), doc="when retryJob last sent it back to PENDING"
+    )
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 

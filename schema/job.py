@@ -96,6 +96,9 @@ class Job(Node):
     created_at: dt.datetime
     updated_at: dt.datetime
     started_at: dt.datetime | None
+    last_retry_at: dt.datetime | None = strawberry.field(
+        description="when retryJob last queued it again (null if never); `attempts` counts runs"
+    )
     completed_at: dt.datetime | None
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx
@@ -93,20 +94,27 @@ async def test_cancel_a_pending_job_then_retry_it(
     app_server: RunningApp, worker: WorkerControl, county: str
 ) -> None:
     job = (await gql_data(app_server.url, mutation("runReport"), {"input": ROLL}))["runReport"]
-    cancel = "mutation($id: ID!) { cancelJob(id: $id) { id status attempts } }"
+    cancel = "mutation($id: ID!) { cancelJob(id: $id) { id status attempts lastRetryAt } }"
     cancelled = (await gql_data(app_server.url, cancel, {"id": job["id"]}))["cancelJob"]
     assert cancelled["status"] == "CANCELLED"
+    assert cancelled["lastRetryAt"] is None
     again = await gql(app_server.url, cancel, {"id": job["id"]})
     assert again["errors"][0]["extensions"]["code"] == "INVALID_JOB_STATE"
     await worker.start()
-    retry = "mutation($id: ID!) { retryJob(id: $id) { id status } }"
+    retry = "mutation($id: ID!) { retryJob(id: $id) { id status createdAt lastRetryAt } }"
     retried = (await gql_data(app_server.url, retry, {"id": job["id"]}))["retryJob"]
     assert retried["status"] == "PENDING"
+    retried_at = dt.datetime.fromisoformat(retried["lastRetryAt"])
+    assert dt.datetime.fromisoformat(retried["createdAt"]) < retried_at
     async with subscribe(app_server.ws_url, WATCH, {"id": job["id"]}) as sub:
         events = await sub.collect(timeout=120)
     final = events[-1]["data"]["jobUpdated"]
     assert final["status"] == "COMPLETED"
     assert final["attempts"] == 1
+    done = await gql_data(
+        app_server.url, "query($id: ID!) { job(id: $id) { lastRetryAt } }", {"id": job["id"]}
+    )
+    assert dt.datetime.fromisoformat(done["job"]["lastRetryAt"]) == retried_at
 
 
 async def test_cancel_unknown_job_is_not_found(app_server: RunningApp) -> None:
