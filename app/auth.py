@@ -31,6 +31,7 @@ from jobs.access import Caller, all_permissions
 TOKEN_PREFIX = "tf_"
 TOKEN_PATTERN = re.compile(r"^tf_[A-Za-z0-9_-]{20,100}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+TEAM_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 class ApiToken(Base):
@@ -39,6 +40,9 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    team: Mapped[str | None] = mapped_column(
+        String(64), doc="the team whose TEAM jobs it sees; its own jobs are stamped with it"
+    )
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -83,15 +87,22 @@ def check_permissions(permissions: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-async def create_token(sessions: SessionFactory, name: str, permissions: Iterable[str]) -> str:
-    """Store a new token's hash under `name` and return the token (never stored)."""
+async def create_token(
+    sessions: SessionFactory, name: str, permissions: Iterable[str], team: str | None = None
+) -> str:
+    """Store a new token's hash under `name` (in `team`, if any) and return the token (never
+    stored)."""
     if not NAME_PATTERN.match(name):
         raise TokenError("name must be 1-128 letters, digits or . _ @ -")
+    if team is not None and not TEAM_PATTERN.match(team):
+        raise TokenError("team must be 1-64 letters, digits or . _ @ -")
     perms = check_permissions(permissions)
     token = new_token()
     try:
         async with sessions.begin() as session:
-            session.add(ApiToken(name=name, token_hash=hash_token(token), permissions=perms))
+            session.add(
+                ApiToken(name=name, token_hash=hash_token(token), permissions=perms, team=team)
+            )
     except IntegrityError:
         raise TokenError(f"a token named {name!r} already exists") from None
     return token
@@ -129,7 +140,7 @@ async def authenticate(sessions: SessionFactory, token: str | None) -> Caller | 
             )
     except (OSError, DBAPIError, PoolTimeout, TimeoutError) as exc:
         raise AuthUnavailable(f"the token store is unavailable: {type(exc).__name__}") from exc
-    return Caller.of(row.name, row.permissions) if row is not None else None
+    return Caller.of(row.name, row.permissions, row.team) if row is not None else None
 
 
 class TokenCache:

@@ -158,13 +158,16 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         token = asyncio.run(
             _with_sessions(
                 services,
-                lambda sessions: create_token(sessions, args.name, args.permissions.split(",")),
+                lambda sessions: create_token(
+                    sessions, args.name, args.permissions.split(","), args.team
+                ),
             )
         )
     except TokenError as exc:
         sys.stderr.write(f"token not created: {exc}\n")
         return 1
-    print(f"token {args.name!r} created ({args.permissions}); it is shown only now:")
+    team = f", team {args.team}" if args.team else ""
+    print(f"token {args.name!r} created ({args.permissions}{team}); it is shown only now:")
     print(token)
     return 0
 
@@ -176,7 +179,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     for t in tokens:
         state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
         created = f"{t.created_at:%Y-%m-%d %H:%M}"
-        print(f"{t.name}\t{','.join(t.permissions)}\tcreated {created}\t{state}")
+        team = f"team {t.team}" if t.team else "no team"
+        print(f"{t.name}\t{','.join(t.permissions)}\t{team}\tcreated {created}\t{state}")
     if not tokens:
         print("no tokens; create one with: terrafusion token create --name NAME --permissions P")
     return 0
@@ -462,8 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: admin, data:import, <kind>:run, <kind>:read "
         "(kinds: report, market_analysis, gis_export, valuation) (required)",
     )
+    create.add_argument(
+        "--team",
+        default=None,
+        help="the team it belongs to: it sees the team's TEAM jobs, and its own TEAM jobs "
+        "are shared with the team (optional)",
+    )
     create.set_defaults(run=cmd_token_create)
-    token_command("list", "list tokens (names, permissions, state)").set_defaults(
+    token_command("list", "list tokens (names, permissions, team, state)").set_defaults(
         run=cmd_token_list
     )
     revoke = token_command("revoke", "revoke a token at once")

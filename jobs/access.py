@@ -3,18 +3,25 @@
 A permission is `<kind>:<action>` with the kind's metric prefix (`report:run`,
 `gis_export:read`, ...), plus `admin` (everything, everyone's jobs) and `data:import`.
 `<kind>:run` implies `<kind>:read`: a caller who may start a job may watch it and fetch its
-files. Outside admin, a caller sees only the jobs it owns; this module is the one place
-that rule is written (the lifecycle, the listing and the event feed all ask it).
+files. Outside admin, a caller sees the jobs it owns, its team's TEAM jobs and every
+COUNTY job, each only of the kinds it may read; this module is the one place that rule is
+written, once for a row or event (`sees`) and once in SQL (`visible`), and the lifecycle,
+the listing, the change feed, the event feed and the file links all ask it. Seeing is not
+steering: only the owner (or admin) may cancel or retry a job (`steers`), so a teammate can
+follow a shared run without being able to stop someone else's work.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import ColumnElement, and_, or_, true
+
 from jobs.registry import KINDS
-from jobs.spec import JobKind
+from jobs.spec import BadInput, JobKind
 
 Action = Literal["run", "read"]
 ADMIN = "admin"
@@ -31,6 +38,22 @@ def all_permissions() -> list[str]:
     return [ADMIN, DATA_IMPORT, *per_kind]
 
 
+class Visibility(enum.StrEnum):
+    """Who besides its owner (and admins) may see a job."""
+
+    PRIVATE = "PRIVATE"
+    TEAM = "TEAM"
+    COUNTY = "COUNTY"
+
+
+def parse_visibility(value: Any) -> Visibility:
+    try:
+        return Visibility(value or Visibility.PRIVATE)
+    except ValueError:
+        allowed = ", ".join(v.value for v in Visibility)
+        raise BadInput("visibility", f"must be one of {allowed}") from None
+
+
 class Unauthenticated(Exception):
     """No token, or one that is unknown or revoked."""
 
@@ -38,8 +61,8 @@ class Unauthenticated(Exception):
 class Forbidden(Exception):
     """A valid caller without the permission the operation needs."""
 
-    def __init__(self, needed: str) -> None:
-        super().__init__(f"this operation needs the permission {needed!r}")
+    def __init__(self, needed: str, message: str | None = None) -> None:
+        super().__init__(message or f"this operation needs the permission {needed!r}")
         self.needed = needed
 
 
@@ -47,10 +70,11 @@ class Forbidden(Exception):
 class Caller:
     name: str
     permissions: frozenset[str]
+    team: str | None = None
 
     @classmethod
-    def of(cls, name: str, permissions: Iterable[str]) -> Caller:
-        return cls(name, frozenset(permissions))
+    def of(cls, name: str, permissions: Iterable[str], team: str | None = None) -> Caller:
+        return cls(name, frozenset(permissions), team)
 
     @property
     def is_admin(self) -> bool:
@@ -68,9 +92,20 @@ class Caller:
     def readable_kinds(self) -> list[JobKind]:
         return [kind for kind in KINDS if self.can(kind, "read")]
 
-    def sees(self, kind: JobKind, owner: str | None) -> bool:
-        """Whether a job of `kind` owned by `owner` exists as far as this caller can tell."""
-        return self.can(kind, "read") and (self.is_admin or owner == self.name)
+    def sees(
+        self,
+        kind: JobKind,
+        owner: str | None,
+        visibility: str = Visibility.PRIVATE,
+        team: str | None = None,
+    ) -> bool:
+        """Whether a job of `kind` owned by `owner` (shared as `visibility`, with the owner's
+        `team`) exists as far as this caller can tell."""
+        if not self.can(kind, "read"):
+            return False
+        if self.is_admin or owner == self.name or visibility == Visibility.COUNTY:
+            return True
+        return visibility == Visibility.TEAM and team is not None and team == self.team
 
     def sees_event(self, event: Mapping[str, Any]) -> bool:
         """The event-feed form of `sees`; malformed events are nobody's."""
@@ -78,7 +113,21 @@ class Caller:
             kind = JobKind(str(event.get("kind")))
         except ValueError:
             return False
-        return self.sees(kind, event.get("owner"))
+        visibility = str(event.get("visibility") or Visibility.PRIVATE)
+        return self.sees(kind, event.get("owner"), visibility, event.get("team"))
+
+    def visible(self, model: Any) -> ColumnElement[bool]:
+        """`sees` in SQL over a job table (the kinds it may read are filtered by the caller)."""
+        if self.is_admin:
+            return true()
+        shared = [model.owner == self.name, model.visibility == Visibility.COUNTY.value]
+        if self.team is not None:
+            shared.append(and_(model.visibility == Visibility.TEAM.value, model.team == self.team))
+        return or_(*shared)
+
+    def steers(self, owner: str | None) -> bool:
+        """Whether this caller may cancel or retry a job it sees: its own, or any as admin."""
+        return self.is_admin or owner == self.name
 
 
 ANONYMOUS_ADMIN = Caller.of("anonymous", [ADMIN])

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 
 from app.db import SessionFactory
+from jobs.access import Caller
 from jobs.changes import JobChange
 from jobs.lifecycle import snapshot
 from jobs.registry import KINDS
@@ -27,9 +28,11 @@ PAGE = 500
 
 @dataclass(frozen=True)
 class ChangeFilter:
-    """Which changes a reader wants, applied in SQL; `owner` None means everyone's."""
+    """Which changes a reader wants, applied in SQL; `owner` None means everyone's, `viewer`
+    None no visibility rule (the API's own listener); a client's reads pass its caller."""
 
     kinds: Collection[JobKind]
+    viewer: Caller | None = None
     owner: str | None = None
     county_id: str | None = None
     status: JobStatus | None = None
@@ -61,6 +64,8 @@ def _contains(text: str) -> str:
 def wanted(model: Any, where: ChangeFilter) -> list[ColumnElement[bool]]:
     """The filter's conditions on a job row, for the listing and the change feed alike."""
     conditions = []
+    if where.viewer is not None:
+        conditions.append(where.viewer.visible(model))
     if where.owner is not None:
         conditions.append(model.owner == where.owner)
     if where.county_id is not None:

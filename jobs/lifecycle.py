@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from app.config import Settings
 from app.db import SessionFactory, autocommit
 from app.metrics import Metrics
-from jobs.access import Caller
+from jobs.access import ADMIN, Caller, Forbidden, Visibility, parse_visibility
 from jobs.changes import next_change_seq, with_change_log
 from jobs.idempotency import IdempotencyKey, find_key, request_hash
 from jobs.input_limits import check_input_sizes
@@ -74,6 +74,8 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "id": str(row.id),
         "county_id": row.county_id,
         "owner": row.owner,
+        "visibility": row.visibility,
+        "team": row.team,
         "name": row.name,
         "description": row.description,
         "status": row.status,
@@ -118,6 +120,7 @@ class Controls:
     """None: named by `jobs.naming.default_name` once the input is valid. Lengths are
     bounded with every other string, in `jobs.input_limits`."""
     description: str | None = None
+    visibility: Visibility = Visibility.PRIVATE
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], settings: Settings) -> Controls:
@@ -146,7 +149,8 @@ class Controls:
         if name is not None and not name.strip():
             raise BadInput("name", "must not be blank; leave it out for a default name")
         description = raw.get("description")
-        return cls(priority, when, key, retention, name and name.strip(), description)
+        visibility = parse_visibility(raw.get("visibility"))
+        return cls(priority, when, key, retention, name and name.strip(), description, visibility)
 
     def due(self) -> bool:
         return self.scheduled_for is None or self.scheduled_for <= dt.datetime.now(dt.UTC)
@@ -196,6 +200,7 @@ class Lifecycle:
                 "retention_days": controls.retention_days,
                 "name": controls.name,
                 "description": controls.description,
+                "visibility": controls.visibility.value,
             }
         )
         try:
@@ -253,6 +258,8 @@ class Lifecycle:
                     model.id: uuid.uuid4(),
                     model.county_id: valid.county_id,
                     model.owner: caller.name,
+                    model.visibility: controls.visibility.value,
+                    model.team: caller.team,
                     model.name: controls.name or default_name(spec, valid),
                     model.description: controls.description,
                     model.parameters_json: valid.parameters,
@@ -311,7 +318,9 @@ class Lifecycle:
             for spec in specs:
                 row = await session.get(spec.model, job_id)
                 if row is not None:
-                    if caller is not None and not caller.sees(spec.kind, row.owner):
+                    if caller is not None and not caller.sees(
+                        spec.kind, row.owner, row.visibility, row.team
+                    ):
                         return None
                     return spec, row
         return None
@@ -509,12 +518,19 @@ class Lifecycle:
         **values: Any,
     ) -> tuple[KindSpec, dict[str, Any]]:
         """A client's state change: NOT_FOUND (also for a job the caller may not see),
-        FORBIDDEN without `<kind>:run`, or INVALID_JOB_STATE naming what is allowed."""
+        FORBIDDEN without `<kind>:run` or on a job shared with it but not its own, or
+        INVALID_JOB_STATE naming what is allowed."""
         found = await self.find(job_id, caller=caller)
         if found is None:
             raise JobNotFound(str(job_id))
-        spec, _ = found
+        spec, row = found
         caller.require(spec.kind, "run")
+        if not caller.steers(row.owner):
+            raise Forbidden(
+                ADMIN,
+                f"job {job_id} is shared with you by {row.owner}; only they or an "
+                f"admin may have it {action}",
+            )
         snap = await self.transition(spec, job_id, expected, **values)
         if snap is None:
             current = await self.get(job_id)

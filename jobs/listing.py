@@ -114,7 +114,7 @@ async def list_jobs(
     retention_hours: float | None = None,
     search: str | None = None,
 ) -> JobPage:
-    """The caller's jobs (everyone's for admin) of the kinds it may read.
+    """The jobs the caller sees (`Caller.visible`: everyone's for admin) of the kinds it may read.
 
     Asking for a kind it may not read is FORBIDDEN; without a kind, the kinds it may not
     read are left out, and a caller that may read none is FORBIDDEN. `owner` picks one
@@ -144,7 +144,8 @@ async def list_jobs(
     specs = [KINDS[kind]] if kind else [KINDS[k] for k in readable]
     where = ChangeFilter(
         kinds=[spec.kind for spec in specs],
-        owner=owner if caller.is_admin else caller.name,
+        viewer=caller,
+        owner=owner,
         county_id=county_id,
         status=status,
         created_after=created_after,

@@ -44,6 +44,12 @@ class JobMixin:
     owner: Mapped[str | None] = mapped_column(
         String(128), index=True, doc="name of the API token that submitted it; null before auth"
     )
+    visibility: Mapped[str] = mapped_column(
+        String(16), server_default="PRIVATE", doc="PRIVATE, TEAM or COUNTY (jobs.access)"
+    )
+    team: Mapped[str | None] = mapped_column(
+        String(64), doc="the owner's team when it submitted the job; TEAM jobs are shared in it"
+    )
     name: Mapped[str] = mapped_column(
         String(200), doc="what the job is called in lists; defaulted from kind and parameters"
     )

@@ -102,7 +102,7 @@ class Subscription:
                 if start is not None:
                     where = ChangeFilter(
                         kinds=[kind] if kind else caller.readable_kinds(),
-                        owner=None if caller.is_admin else caller.name,
+                        viewer=caller,
                         county_id=county_id,
                         status=status,
                     )

@@ -9,6 +9,7 @@ from typing import Any, Self
 import strawberry
 from strawberry.scalars import JSON
 
+from jobs.access import Visibility
 from jobs.changes import encode_cursor
 from jobs.naming import MAX_DESCRIPTION, MAX_NAME
 from jobs.spec import JobKind
@@ -18,6 +19,13 @@ from schema.node import Node
 
 strawberry.enum(JobKind, name="JobKind")
 strawberry.enum(JobStatus, name="JobStatus")
+strawberry.enum(
+    Visibility,
+    name="Visibility",
+    description="Who besides its owner and admins sees a job: PRIVATE nobody, TEAM the "
+    "owner's team (tokens made with --team), COUNTY every token that may read its kind. "
+    "Only the owner or an admin may cancel or retry it.",
+)
 
 
 @strawberry.type
@@ -72,6 +80,7 @@ class Job(Node):
         '"Sales ratio study, COUNTY01, 2025"'
     )
     description: str | None
+    visibility: Visibility
     county_id: str
     status: JobStatus
     message: str | None
@@ -147,6 +156,9 @@ class JobControls:
     )
     description: str | None = strawberry.field(
         default=None, description=f"free text, at most {MAX_DESCRIPTION} characters"
+    )
+    visibility: Visibility = strawberry.field(
+        default=Visibility.PRIVATE, description="who else sees the job (default PRIVATE)"
     )
 
 

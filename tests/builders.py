@@ -28,22 +28,31 @@ async def load_small_county(engine: AsyncEngine, parcels: int = 400, seed: int =
 
 
 async def issue_token(
-    engine: AsyncEngine, name: str, permissions: list[str], *, revoked: bool = False
+    engine: AsyncEngine,
+    name: str,
+    permissions: list[str],
+    *,
+    revoked: bool = False,
+    team: str | None = None,
 ) -> str:
     """A token as `terrafusion token create` makes it (and revokes it, if asked)."""
     sessions = create_session_factory(engine)
-    token = await create_token(sessions, name, permissions)
+    token = await create_token(sessions, name, permissions, team)
     if revoked:
         await revoke_token(sessions, name)
     return token
 
 
 async def finished_report(
-    lifecycle: Lifecycle, results_dir: Path, caller: Caller, files: dict[str, tuple[str, str]]
+    lifecycle: Lifecycle,
+    results_dir: Path,
+    caller: Caller,
+    files: dict[str, tuple[str, str]],
+    visibility: str = "PRIVATE",
 ) -> str:
     """A COMPLETED report job whose result lists `files` (name -> (content type, text)),
     written where a worker would write them."""
-    snap = await lifecycle.submit(JobKind.REPORT, dict(ROLL), caller)
+    snap = await lifecycle.submit(JobKind.REPORT, {**ROLL, "visibility": visibility}, caller)
     job_id, run = uuid.UUID(snap["id"]), uuid.uuid4()
     folder = results_dir / str(job_id)
     folder.mkdir(parents=True)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,13 +29,17 @@ from tests.conftest import RunningApp
 from tests.graphql_client import LEGACY_WS, TRANSPORT_WS, bearer, gql, http_subscribe
 
 ROLL = {"report_type": "assessment_roll", "county_id": "TESTCO"}
-ALICE = Caller.of("alice", ["report:run"])
-ROLES = ("none", "bad", "revoked", "wrong_kind", "other_user", "owner", "admin")
+TEAM = "assessors"
+ALICE = Caller.of("alice", ["report:run"], team=TEAM)
+ROLES = ("none", "bad", "revoked", "wrong_kind", "other_user", "teammate", "owner", "admin")
 UNAUTH = {"none": "UNAUTHENTICATED", "bad": "UNAUTHENTICATED", "revoked": "UNAUTHENTICATED"}
 
 
 def expect(**cells: str) -> dict[str, str]:
-    """Expected outcome per role; the three token-less roles are UNAUTHENTICATED throughout."""
+    """Expected outcome per role; the three token-less roles are UNAUTHENTICATED throughout.
+    On a PRIVATE job a teammate is anyone else: `teammate` defaults to `other_user`."""
+    if "other_user" in cells:
+        cells.setdefault("teammate", cells["other_user"])
     return {**UNAUTH, **cells}
 
 
@@ -44,8 +49,9 @@ async def make_tokens(engine: AsyncEngine) -> dict[str, str | None]:
         "bad": "tf_" + secrets.token_urlsafe(32),
         "revoked": await issue_token(engine, "revoked", ["admin"], revoked=True),
         "wrong_kind": await issue_token(engine, "carol", ["market_analysis:run"]),
-        "other_user": await issue_token(engine, "bob", ["report:run"]),
-        "owner": await issue_token(engine, "alice", ["report:run"]),
+        "other_user": await issue_token(engine, "bob", ["report:run"], team="appraisers"),
+        "teammate": await issue_token(engine, "dave", ["report:run"], team=TEAM),
+        "owner": await issue_token(engine, "alice", ["report:run"], team=TEAM),
         "admin": await issue_token(engine, "root", ["admin"]),
     }
 
@@ -66,9 +72,11 @@ class Fixture:
         self.tokens = tokens
         self.lifecycle = app.app.state.lifecycle
         self.job_id = ""
+        self.visibility = "PRIVATE"
 
     async def alice_job(self, *, cancelled: bool = False) -> str:
-        snap = await self.lifecycle.submit(JobKind.REPORT, ROLL, ALICE)
+        raw = {**ROLL, "visibility": self.visibility}
+        snap = await self.lifecycle.submit(JobKind.REPORT, raw, ALICE)
         if cancelled:
             await self.lifecycle.cancel(uuid.UUID(snap["id"]), ALICE)
         return str(snap["id"])
@@ -77,7 +85,7 @@ class Fixture:
         """A finished job with one result file, as a worker would leave it."""
         files = {"roll.csv": ("text/csv", "parcel_id,value\nP1,100\n")}
         return await finished_report(
-            self.lifecycle, self.settings.resolved_results_dir, ALICE, files
+            self.lifecycle, self.settings.resolved_results_dir, ALICE, files, self.visibility
         )
 
     async def query(self, role: str, query: str, field: str, **variables: Any) -> str:
@@ -156,9 +164,13 @@ class Fixture:
             alice = await self.alice_job()
             kind = JobKind.MARKET_ANALYSIS if role == "wrong_kind" else JobKind.REPORT
             raw = ROLL if kind is JobKind.REPORT else {"analysis_type": "price_trend"}
-            name = {"wrong_kind": "carol", "other_user": "bob"}.get(role, "root")
+            name = {"wrong_kind": "carol", "other_user": "bob", "teammate": "dave"}.get(
+                role, "root"
+            )
             own = Caller.of(
-                name, ["admin"] if name == "root" else [f"{KINDS[kind].metric_prefix}:run"]
+                name,
+                ["admin"] if name == "root" else [f"{KINDS[kind].metric_prefix}:run"],
+                team=TEAM if role == "teammate" else None,
             )
             await self.lifecycle.submit(kind, {**raw, "county_id": "TESTCO"}, own)
             message = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -310,6 +322,7 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
             **REFUSED_TRANSPORT,
             "wrong_kind": "NOT_FOUND",
             "other_user": "NOT_FOUND",
+            "teammate": "NOT_FOUND",
             "owner": "data",
             "admin": "data",
         },
@@ -321,6 +334,7 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
             **REFUSED_LEGACY,
             "wrong_kind": "NOT_FOUND",
             "other_user": "NOT_FOUND",
+            "teammate": "NOT_FOUND",
             "owner": "data",
             "admin": "data",
         },
@@ -345,6 +359,7 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
             **REFUSED_TRANSPORT,
             "wrong_kind": "filtered",
             "other_user": "filtered",
+            "teammate": "filtered",
             "owner": "sees",
             "admin": "sees",
         },
@@ -356,6 +371,7 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
             **dict.fromkeys(("none", "bad", "revoked"), "401"),
             "wrong_kind": "404",
             "other_user": "404",
+            "teammate": "404",
             "owner": "200",
             "admin": "200",
         },
@@ -363,13 +379,44 @@ MATRIX: list[tuple[str, Operation, dict[str, str]]] = [
 ]
 
 
+SHARED = {
+    "job(id)": "data",
+    "node(id)": "data",
+    "reportJob(id)": "data",
+    "jobs": "visible",
+    "jobs(kind: REPORT)": "visible",
+    "cancelJob": "FORBIDDEN",
+    "retryJob": "FORBIDDEN",
+    "jobUpdated (graphql-transport-ws)": "data",
+    "jobUpdated (graphql-ws)": "data",
+    "jobUpdated (multipart HTTP)": "data",
+    "jobsUpdated feed (graphql-transport-ws)": "sees",
+    "GET /results/{id}/{name}": "200",
+}
+"""What a caller that sees alice's shared job, but does not own it, gets: it reads, lists,
+watches and downloads it, and may not cancel or retry it."""
+SHARED_WITH = {"PRIVATE": (), "TEAM": ("teammate",), "COUNTY": ("teammate", "other_user")}
+"""Who sees alice's job besides alice and admin: her team for TEAM (not bob, another team's,
+nor carol, who may not read reports), everyone who may read reports for COUNTY."""
+
+
+@pytest.mark.parametrize("visibility", list(SHARED_WITH))
 async def test_role_operation_matrix(
-    auth_server: RunningApp, auth_settings: Settings, engine: AsyncEngine, county: str
+    auth_server: RunningApp,
+    auth_settings: Settings,
+    engine: AsyncEngine,
+    county: str,
+    visibility: str,
 ) -> None:
     fixture = Fixture(auth_server, auth_settings, await make_tokens(engine))
+    fixture.visibility = visibility
     fixture.job_id = await fixture.completed_alice_job()
     results: dict[tuple[str, str], tuple[str, str]] = {}
-    for name, operation, expected in MATRIX:
+    for name, operation, cells in MATRIX:
+        expected = {**cells}
+        for role in SHARED_WITH[visibility]:
+            if name in SHARED:
+                expected[role] = SHARED[name]
         for role in ROLES:
             if role not in expected:
                 continue

@@ -162,8 +162,17 @@ async def test_token_cli_creates_lists_and_revokes(
     assert token.startswith("tf_")
     body = await gql(auth_server.url, "{ counties { countyId } }", None, **bearer(token))
     assert "errors" not in body, body
+    teamed = terrafusion(
+        auth_settings, "create", "--name", "ira", "--permissions", "report:read", "--team", "north"
+    )
+    assert teamed.returncode == 0 and "team north" in teamed.stdout, teamed.stderr
     listed = terrafusion(auth_settings, "list")
-    assert "ivy\treport:run" in listed.stdout and token not in listed.stdout
+    assert "ivy\treport:run\tno team" in listed.stdout and token not in listed.stdout
+    assert "ira\treport:read\tteam north" in listed.stdout
+    bad_team = terrafusion(
+        auth_settings, "create", "--name", "y", "--permissions", "report:run", "--team", "a b"
+    )
+    assert bad_team.returncode == 1 and "team must be" in bad_team.stderr
     unknown = terrafusion(auth_settings, "create", "--name", "x", "--permissions", "report:fly")
     assert unknown.returncode == 1 and "report:fly" in unknown.stderr
     assert terrafusion(auth_settings, "revoke", "ivy").returncode == 0
