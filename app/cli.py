@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--team",
         default=None,
         help="the team it belongs to: it sees the team's TEAM jobs, and its own TEAM jobs "
-        "are shared with the team (optional)",
+        "are shared with the team (default: none)",
     )
     create.set_defaults(run=cmd_token_create)
     token_command("list", "list tokens (names, permissions, team, state)").set_defaults(
