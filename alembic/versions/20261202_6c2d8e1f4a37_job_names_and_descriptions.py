@@ -5,7 +5,7 @@ and an optional `description`. Rows written before get a name in the same spirit
 their variant column and county, so `name` can be NOT NULL at once.
 
 Revision ID: 6c2d8e1f4a37
-Revises: 5b1e0c7a9d21
+Revises: a15c0ffee001
 Create Date: 2026-12-02 04:43:17
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "6c2d8e1f4a37"
-down_revision: str | None = "5b1e0c7a9d21"
+down_revision: str | None = "a15c0ffee001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
