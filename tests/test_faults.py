@@ -88,7 +88,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
         victim = workers.start()
         await wait_for_progress(fault_app, job_id)
         victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        await asyncio.to_thread(victim.wait, 20)
         workers.start()
         (final,) = await wait_until_final(engine, 1, timeout=90)
         seen = []
@@ -111,7 +111,7 @@ async def test_sigterm_hands_a_running_job_back_at_once(
     first = workers.start()
     await wait_for_progress(fault_app, job_id)
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=20) == 0
+    assert await asyncio.to_thread(first.wait, 30) == 0
     (row,) = await rows(engine)
     assert row["status"] == "PENDING" and row["message"] == "worker stopped; queued again"
     workers.start()
