@@ -4,6 +4,8 @@
   fails WORKER_LOST once it has used its attempts, within `stale_after` plus one tick;
 - dispatch: a PENDING job that is due but not in the queue (scheduled for now, or queued in a
   Redis that restarted empty) is enqueued; arq refuses duplicates, so this is idempotent;
+  one whose arq claim is older than `stale_after` (its worker died between arq's claim and
+  RUNNING: jobs.arq_claims) has that claim freed and is enqueued again;
 - sweep: finished jobs past their expiry go, with their files, and publish nothing; the
   change log drops what is older than EVENT_RETENTION_HOURS, and its size goes to /metrics.
 """
@@ -16,9 +18,9 @@ import shutil
 import uuid
 from dataclasses import dataclass
 
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from sqlalchemy import delete, func, or_, select
 
+from jobs.arq_claims import forget, release_dead_claims
 from jobs.changes import log_size, prune
 from jobs.idempotency import forget_expired
 from jobs.lifecycle import Lifecycle
@@ -35,6 +37,7 @@ class Tally:
     requeued: int = 0
     lost: int = 0
     dispatched: int = 0
+    reclaimed: int = 0
     swept: int = 0
     pruned: int = 0
 
@@ -71,22 +74,20 @@ async def reap_lost(lifecycle: Lifecycle, tally: Tally) -> None:
             if snap is None:
                 continue
             # The dead run's arq bookkeeping would block re-enqueueing under the same id.
-            key = str(job_id)
-            await lifecycle.redis.delete(
-                in_progress_key_prefix + key, job_key_prefix + key, retry_key_prefix + key
-            )
-            await lifecycle.redis.zrem(settings.queue_name, key)
+            await forget(lifecycle.redis, settings, job_id)
             await lifecycle.enqueue(spec.kind, job_id, snap["priority"])
             tally.requeued += 1
 
 
 async def dispatch_due(lifecycle: Lifecycle, tally: Tally) -> None:
+    settings = lifecycle.settings
+    cutoff = func.now() - dt.timedelta(seconds=settings.stale_after_seconds)
     for spec in KINDS.values():
         model = spec.model
         async with lifecycle.sessions() as session:
             due = (
                 await session.execute(
-                    select(model.id, model.priority)
+                    select(model.id, model.priority, model.updated_at < cutoff)
                     .where(
                         model.status == JobStatus.PENDING.value,
                         or_(model.scheduled_for.is_(None), model.scheduled_for <= func.now()),
@@ -95,8 +96,16 @@ async def dispatch_due(lifecycle: Lifecycle, tally: Tally) -> None:
                     .limit(DISPATCH_BATCH)
                 )
             ).all()
-        for job_id, priority in due:
-            tally.dispatched += await lifecycle.enqueue(spec.kind, job_id, priority)
+        # Only a row unchanged for the stale window can hold a claim that old.
+        refused = {}
+        for job_id, priority, quiet in due:
+            if await lifecycle.enqueue(spec.kind, job_id, priority):
+                tally.dispatched += 1
+            elif quiet:
+                refused[job_id] = priority
+        for job_id in await release_dead_claims(lifecycle.redis, settings, refused):
+            tally.reclaimed += 1
+            tally.dispatched += await lifecycle.enqueue(spec.kind, job_id, refused[job_id])
 
 
 async def sweep_expired(lifecycle: Lifecycle, tally: Tally) -> None:
@@ -137,12 +146,13 @@ async def maintain(lifecycle: Lifecycle, *, sweep: bool) -> Tally:
         await sweep_expired(lifecycle, tally)
     # Routine work (due jobs enqueued, expired ones swept, the log pruned) is DEBUG;
     # lost workers are news.
-    if tally.requeued or tally.lost:
+    if tally.requeued or tally.lost or tally.reclaimed:
         log.warning(
             "maintenance: jobs whose worker stopped responding: %d queued again, %d failed "
-            "WORKER_LOST",
+            "WORKER_LOST, %d freed from a dead worker's claim before they started",
             tally.requeued,
             tally.lost,
+            tally.reclaimed,
         )
     log.debug("maintenance: %s", tally)
     return tally

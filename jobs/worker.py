@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.metrics import Metrics
+from jobs.arq_claims import arq_job_timeout
 from jobs.context import JobCancelled, RunContext
 from jobs.lifecycle import RUN_JOB, Lifecycle
 from jobs.maintenance import maintain
@@ -369,7 +370,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "ctx": {"settings": settings},
         "max_jobs": settings.worker_max_jobs,
         # run_job enforces the job timeout itself, so it can record it; this is a backstop.
-        "job_timeout": settings.job_timeout_seconds + 120,
+        "job_timeout": arq_job_timeout(settings),
         "keep_result": 0,
         "max_tries": settings.max_attempts + 2,
         "poll_delay": 0.1,

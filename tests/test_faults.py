@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from arq import Worker
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +23,8 @@ from app.config import Settings
 from app.demo_data import load_demo_county
 from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.migrate import upgrade
+from jobs.arq_claims import in_progress_ttl_ms
+from jobs.worker import worker_settings
 from tests.conftest import RunningApp, Workers, serve_app
 from tests.graphql_client import gql, gql_data, subscribe
 from tests.test_job_flow import WATCH, mutation
@@ -83,7 +88,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
         victim = workers.start()
         await wait_for_progress(fault_app, job_id)
         victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        await asyncio.to_thread(victim.wait, 20)
         workers.start()
         (final,) = await wait_until_final(engine, 1, timeout=90)
         seen = []
@@ -106,7 +111,7 @@ async def test_sigterm_hands_a_running_job_back_at_once(
     first = workers.start()
     await wait_for_progress(fault_app, job_id)
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=20) == 0
+    assert await asyncio.to_thread(first.wait, 30) == 0
     (row,) = await rows(engine)
     assert row["status"] == "PENDING" and row["message"] == "worker stopped; queued again"
     workers.start()
@@ -165,6 +170,73 @@ async def test_dropped_database_connections_are_retried(
     (final,) = await wait_until_final(engine, 1, timeout=90)
     assert final["status"] == "COMPLETED", final
     assert final["record_count"] == 5000
+
+
+async def wait_for_start_blocked(engine: AsyncEngine, timeout: float) -> int:
+    """The backend pid of a worker's `Lifecycle.start` UPDATE, once it waits on our lock."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    waiting = text(
+        "SELECT min(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' "
+        "AND query ILIKE '%UPDATE report_jobs SET status%'"
+    )
+    while True:
+        async with engine.connect() as conn:
+            pid = await conn.scalar(waiting)
+            if pid:
+                return int(pid)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no worker tried to start the job within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def test_the_claim_age_is_read_against_arqs_own_in_progress_ttl(settings: Settings) -> None:
+    worker = Worker(**worker_settings(settings))
+    assert in_progress_ttl_ms(settings) == worker.in_progress_timeout_s * 1000
+
+
+async def test_a_worker_killed_after_arqs_claim_before_running_loses_no_job(
+    fault_app: RunningApp,
+    workers: Workers,
+    engine: AsyncEngine,
+    fault_settings: Settings,
+    county: str,
+) -> None:
+    # The test holds the job's row lock, so the worker's claim (arq's in-progress key) is
+    # taken but its RUNNING update waits; the worker dies right there. Its UPDATE never
+    # commits, the row stays PENDING, and arq's key outlives it by about an hour.
+    report = await gql_data(
+        fault_app.url,
+        mutation("runReport"),
+        {"input": {"reportType": "ASSESSMENT_ROLL", "countyId": county}},
+    )
+    job_id = report["runReport"]["id"]
+    redis = Redis.from_url(fault_settings.redis_url or "")
+    try:
+        async with engine.connect() as lock:
+            await lock.execute(
+                text("SELECT 1 FROM report_jobs WHERE report_id = :id FOR UPDATE"), {"id": job_id}
+            )
+            victim = workers.start()
+            backend = await wait_for_start_blocked(engine, timeout=30)
+            victim.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(victim.wait, 20)
+            # PostgreSQL notices the dead client only once the UPDATE gets its lock (and may
+            # commit it first); ending the backend now is what a dead client's end comes to.
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend})
+            await lock.rollback()
+        assert await redis.exists(in_progress_key_prefix + job_id)
+    finally:
+        await redis.aclose()
+    (row,) = await rows(engine)
+    assert row["status"] == "PENDING" and row["attempts"] == 0, row
+    async with subscribe(fault_app.ws_url, WATCH, {"id": job_id}) as sub:
+        workers.start()
+        (final,) = await wait_until_final(engine, 1, timeout=45)
+        seen = [p["data"]["jobUpdated"]["status"] for p in await sub.collect(timeout=30)]  # type: ignore[index]
+    assert final["status"] == "COMPLETED" and final["attempts"] == 1, (final["attempts"], seen)
+    assert seen.count("COMPLETED") == 1 and seen[-1] == "COMPLETED", seen
 
 
 async def test_hundred_jobs_survive_two_worker_kills_and_a_redis_restart(

@@ -153,7 +153,7 @@ class Api:
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
+        self.process.wait(timeout=20)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
