@@ -27,7 +27,8 @@ import httpx
 import pytest
 import websockets
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 from app.demo_data import load_demo_county
@@ -233,20 +234,30 @@ async def _submit_until_accepted(api: Api, name: str, input: dict[str, Any]) -> 
 
 
 async def _terminate_backends(engine: AsyncEngine) -> int:
-    """Every other connection to the test database, once the pools have some again."""
-    for _ in range(100):
-        async with engine.connect() as conn:
-            killed = await conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    """Every other connection to the test database, once the pools have some again.
+
+    From a connection of its own: a pooled one of `engine` may be one an earlier round
+    killed. Afterwards `engine`'s pool is emptied, so the test's own later reads start on
+    live connections (the app's pools are what the fault is aimed at).
+    """
+    killer = create_async_engine(engine.url, poolclass=NullPool)
+    try:
+        for _ in range(100):
+            async with killer.connect() as conn:
+                killed = await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
                 )
-            )
-            count = len(killed.all())
-        if count:
-            return count
-        await asyncio.sleep(0.05)
-    return 0
+                count = len(killed.all())
+            if count:
+                await engine.dispose()
+                return count
+            await asyncio.sleep(0.05)
+        return 0
+    finally:
+        await killer.dispose()
 
 
 @contextlib.asynccontextmanager
