@@ -16,14 +16,19 @@ import numpy as np
 import pyogrio
 import pytest
 import shapely
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from app.demo_data import load_county
+from app.importer import import_file
+from jobs.spec import JobFailure, JobKind
 from jobs.stats.market_areas import silhouette, standardise
-from tests.builders import MARKET_GROUPS, market_area_county
+from tests.builders import MARKET_GROUPS, compute, market_area_county, result_text
 from tests.conftest import RunningApp, WorkerControl
-from tests.graphql_client import gql_data, subscribe
+from tests.graphql_client import gql, gql_data, subscribe
+from tests.test_bad_input import JOB_TABLES
 from tests.test_job_flow import download, mutation
 
 COUNTY = "MKTAREA"
@@ -174,3 +179,135 @@ def test_silhouette_of_a_hand_computed_partition() -> None:
     width = silhouette(features, np.array([0, 0, 1]))
     assert width == pytest.approx((0.75 + 2 / 3 + 0) / 3)
     assert standardise(np.array([[1.0, 5.0], [3.0, 5.0]])).tolist() == [[-1.0, 0.0], [1.0, 0.0]]
+
+
+def market_areas_input(**parameters: Any) -> dict[str, Any]:
+    return {
+        "county_id": COUNTY,
+        "analysis_type": "comparable_market_area",
+        "parameters": {"comparable_market_area": parameters},
+    }
+
+
+async def test_thin_neighborhoods_and_too_many_areas_are_said_in_warnings(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    await load_county(engine, market_area_county(COUNTY, 3000))
+    kind = JobKind.MARKET_ANALYSIS
+    # North End, Firwood and Fern Hill have 21-24 usable sales (see market_area_county).
+    thinned = await compute(
+        engine, settings, kind, market_areas_input(min_sales_per_neighborhood=30)
+    )
+    areas = thinned["market_areas"]
+    excluded = {e["neighborhood"]: e["sale_count"] for e in areas["excluded_neighborhoods"]}
+    assert set(excluded) == {"North End", "Firwood", "Fern Hill"}
+    assert all(count < 30 for count in excluded.values())
+    assert any(
+        w.startswith("3 neighborhoods with fewer than 30 sales left out: ")
+        for w in thinned["warnings"]
+    ), thinned["warnings"]
+    kept = {frozenset(names - set(excluded)) for names in groups_as_sets()}
+    assert {frozenset(a["neighborhoods"]) for a in areas["areas"]} == kept
+    assert "North End" not in result_text(settings, thinned, "neighborhoods.csv")
+
+    many = await compute(engine, settings, kind, market_areas_input(area_count=20))
+    areas = many["market_areas"]
+    assert areas["chosen_by"] == "neighborhood_count" and areas["area_count"] == 12
+    assert [len(a["neighborhoods"]) for a in areas["areas"]] == [1] * 12
+    assert (
+        "20 areas were asked for but only 12 neighborhoods have enough sales: "
+        "each is a market area of its own"
+    ) in many["warnings"]
+
+    # Price level alone (trendWeight 0) cannot tell the steady group from the rising one.
+    level_only = await compute(
+        engine, settings, kind, market_areas_input(area_count=2, trend_weight=0)
+    )
+    value, rest = (frozenset(a["neighborhoods"]) for a in level_only["market_areas"]["areas"])
+    assert value == set(MARKET_GROUPS["value"][2])
+    assert rest == set(MARKET_GROUPS["steady"][2]) | set(MARKET_GROUPS["rising"][2])
+
+    with pytest.raises(JobFailure) as failure:
+        await compute(engine, settings, kind, market_areas_input(min_sales_per_neighborhood=500))
+    assert failure.value.code == "INSUFFICIENT_SALES"
+    assert "minSalesPerNeighborhood" in str(failure.value)
+
+
+async def test_point_parcels_sold_on_one_day_give_hulls_and_a_warning(
+    engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    # Three neighborhoods of five parcels imported by lon,lat; two priced at $100/sqft, one at
+    # $300/sqft, every sale on one day (a cross-sectional sample).
+    hoods = {"A": (-122.50, 100.0), "B": (-122.40, 100.0), "C": (-122.30, 300.0)}
+    parcels = ["parcel_id,neighborhood,living_area_sqft,lon,lat"]
+    sales = ["parcel_id,sale_date,sale_price"]
+    for hood, (lon, ppsf) in hoods.items():
+        for i in range(5):
+            area = 1000 + 100 * i
+            parcels.append(f"{hood}{i},{hood},{area},{lon + 0.01 * (i % 3)},{47.2 + 0.01 * i}")
+            sales.append(f"{hood}{i},2024-05-01,{ppsf * area * (1 + 0.01 * (i - 2))}")
+    (tmp_path / "parcels.csv").write_text("\n".join(parcels) + "\n")
+    (tmp_path / "sales.csv").write_text("\n".join(sales) + "\n")
+    await import_file(engine, "parcels", tmp_path / "parcels.csv", COUNTY)
+    await import_file(engine, "sales", tmp_path / "sales.csv", COUNTY)
+
+    result = await compute(
+        engine, settings, JobKind.MARKET_ANALYSIS, market_areas_input(min_sales_per_neighborhood=3)
+    )
+    areas = result["market_areas"]
+    assert areas["chosen_by"] == "silhouette"
+    assert [a["neighborhoods"] for a in areas["areas"]] == [["A", "B"], ["C"]]
+    assert all(a["annual_trend_percent"] is None for a in areas["areas"])
+    assert result["warnings"] == [
+        "every sale is dated 2024-05-01: prices are not time-adjusted and neighborhoods are "
+        "compared on price level alone"
+    ]
+    layer = json.loads(result_text(settings, result, ".geojson"))
+    outlines = [shapely.geometry.shape(f["geometry"]) for f in layer["features"]]
+    assert [o.geom_type for o in outlines] == ["Polygon", "Polygon"]
+    assert outlines[0].area > 0 and outlines[0].exterior.is_ccw  # RFC 7946 right-hand rule
+    # Points A0 and B2: corners of the hull of A and B.
+    corners = [shapely.Point(-122.50, 47.2), shapely.Point(-122.38, 47.22)]
+    assert all(outlines[0].distance(p) < 1e-9 for p in corners), outlines
+    assert outlines[1].distance(corners[1]) > 0.05
+
+
+BAD_PARAMETERS = [
+    ({"areaCount": 0}, "parameters.comparableMarketArea.areaCount"),
+    ({"maxAreas": 1}, "parameters.comparableMarketArea.maxAreas"),
+    ({"minSalesPerNeighborhood": 2}, "parameters.comparableMarketArea.minSalesPerNeighborhood"),
+    ({"trendWeight": -1}, "parameters.comparableMarketArea.trendWeight"),
+    ({"timeAdjustment": "SOMETIMES"}, "parameters.comparableMarketArea.timeAdjustment"),
+]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"), BAD_PARAMETERS, ids=[f for _, f in BAD_PARAMETERS]
+)
+async def test_bad_parameters_name_their_graphql_path_and_leave_nothing(
+    app_server: RunningApp,
+    engine: AsyncEngine,
+    redis: Redis,
+    settings: Settings,
+    county: str,
+    parameters: dict[str, Any],
+    field: str,
+) -> None:
+    body = await gql(
+        app_server.url,
+        mutation("runMarketAnalysis"),
+        {
+            "input": {
+                "countyId": county,
+                "analysisType": "COMPARABLE_MARKET_AREA",
+                "parameters": {"comparableMarketArea": parameters},
+            }
+        },
+    )
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert field in error["message"], error["message"]
+    async with engine.connect() as conn:
+        for table in JOB_TABLES:
+            assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
+    assert await redis.zcard(settings.queue_name) == 0
