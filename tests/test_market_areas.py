@@ -24,7 +24,7 @@ from app.config import Settings
 from app.demo_data import load_county
 from app.importer import import_file
 from jobs.spec import JobFailure, JobKind
-from jobs.stats.market_areas import silhouette, standardise
+from jobs.stats.market_areas import NeighborhoodMarket, cluster_markets, silhouette, standardise
 from tests.builders import MARKET_GROUPS, compute, market_area_county, result_text
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import gql, gql_data, subscribe
@@ -215,7 +215,7 @@ async def test_thin_neighborhoods_and_too_many_areas_are_said_in_warnings(
     assert areas["chosen_by"] == "neighborhood_count" and areas["area_count"] == 12
     assert [len(a["neighborhoods"]) for a in areas["areas"]] == [1] * 12
     assert (
-        "20 areas were asked for but only 12 neighborhoods have enough sales: "
+        "20 areas were asked for, but only 12 neighborhoods have enough sales: "
         "each is a market area of its own"
     ) in many["warnings"]
 
@@ -311,3 +311,21 @@ async def test_bad_parameters_name_their_graphql_path_and_leave_nothing(
         for table in JOB_TABLES:
             assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar() == 0
     assert await redis.zcard(settings.queue_name) == 0
+
+
+def test_area_counts_at_the_edges() -> None:
+    def markets(*levels: float) -> list[NeighborhoodMarket]:
+        return [NeighborhoodMarket(f"N{i}", 10, level, None) for i, level in enumerate(levels)]
+
+    def cut(levels: tuple[float, ...], area_count: int | None) -> tuple[list[int], str, Any]:
+        c = cluster_markets(
+            markets(*levels), area_count=area_count, max_areas=8, trend_weight=1, fallback_slope=0
+        )
+        return c.labels.tolist(), c.chosen_by, c.silhouette
+
+    # Two neighborhoods: no count can be chosen, so each is its own area (the cheaper first).
+    assert cut((300, 100), None) == ([1, 0], "neighborhood_count", None)
+    assert cut((300, 100), 2) == ([1, 0], "area_count", None)
+    assert cut((100, 110, 300, 310), 1) == ([0, 0, 0, 0], "area_count", None)
+    labels, chosen_by, width = cut((100, 110, 300, 310, 305), None)
+    assert (labels, chosen_by) == ([0, 0, 1, 1, 1], "silhouette") and width > 0.9

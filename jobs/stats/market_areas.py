@@ -149,8 +149,8 @@ def cluster_markets(
     fallback_slope: float,
 ) -> Clustering:
     """Ward clustering of the neighborhoods (module docstring); `fallback_slope` stands in for
-    a neighborhood whose own trend is undefined. Asking for more areas than neighborhoods
-    gives one per neighborhood."""
+    a neighborhood whose own trend is undefined. Asking for as many areas as neighborhoods or
+    more, or for a chosen count with fewer than 3 neighborhoods, gives one per neighborhood."""
     n = len(markets)
     if n == 0:
         raise ValueError("no neighborhoods to cluster")
@@ -166,7 +166,8 @@ def cluster_markets(
         candidates, chosen_by = list(range(2, min(max_areas, n - 1) + 1)), "silhouette"
     else:
         labels = np.argsort(np.argsort(level, kind="stable")).astype(np.intp)
-        return Clustering(labels, n, "neighborhood_count", None, features)
+        chosen_by = "area_count" if area_count == n else "neighborhood_count"
+        return Clustering(labels, n, chosen_by, None, features)
     tree = linkage(features, method="ward")
     cuts = [_relabel(fcluster(tree, t=k, criterion="maxclust"), level) for k in candidates]
     widths = [silhouette(features, c) if c.max() >= 1 else math.nan for c in cuts]

@@ -131,10 +131,10 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
     if (has_area & ~has_hood).any():
         missing = int((has_area & ~has_hood).sum())
         warnings.append(f"{_counted(missing, 'sale')} of parcels without a neighborhood left out")
-    ppsf = prices[usable] / area[usable]
-    markets = neighborhood_markets(
-        hood[usable], dates[usable], ppsf, adjusted[usable] / area[usable]
-    )
+    # From here on, only the usable sales.
+    dates, hood, area = dates[usable], hood[usable].astype(str), area[usable]
+    ppsf, adjusted_ppsf, adjusted = prices[usable] / area, adjusted[usable] / area, adjusted[usable]
+    markets = neighborhood_markets(hood, dates, ppsf, adjusted_ppsf)
     minimum = params.min_sales_per_neighborhood
     eligible = [m for m in markets if m.sales >= minimum]
     excluded = [m for m in markets if m.sales < minimum]
@@ -151,11 +151,10 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
         )
     await ctx.progress("clustering neighborhoods", percent=60)
     # neighborhood_markets sorts by name, so a sale's market is found by binary search.
-    sale_hood = hood[usable].astype(str)
-    market_of_sale = np.searchsorted(np.array([m.name for m in markets]), sale_hood)
+    market_of_sale = np.searchsorted(np.array([m.name for m in markets]), hood)
     eligible_market = np.array([m.sales >= minimum for m in markets])
     in_eligible = eligible_market[market_of_sale]
-    county_trend = log_linear_trend(dates[usable][in_eligible], ppsf[in_eligible])
+    county_trend = log_linear_trend(dates[in_eligible], ppsf[in_eligible])
     undefined = [m.name for m in eligible if m.trend is None]
     if undefined and county_trend is not None:
         warnings.append(
@@ -170,14 +169,14 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
         fallback_slope=county_trend.slope_per_year if county_trend else 0.0,
     )
     if clustering.chosen_by == "neighborhood_count" and len(eligible) > 1:
-        asked = (
-            f"{params.area_count} areas were asked for"
-            if params.area_count is not None
-            else "an area count cannot be chosen"
-        )
+        few = f"only {_counted(len(eligible), 'neighborhood')} have enough sales"
         warnings.append(
-            f"{asked} but only {_counted(len(eligible), 'neighborhood')} have enough sales: "
-            "each is a market area of its own"
+            (
+                f"{params.area_count} areas were asked for, but {few}"
+                if params.area_count is not None
+                else f"{few}, too few to choose an area count"
+            )
+            + ": each is a market area of its own"
         )
 
     area_of_market = np.full(len(markets), -1, dtype=np.intp)
@@ -189,7 +188,6 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
 
     await ctx.progress("outlining areas", percent=75)
     parcel_hood, parcel_geom = await _parcel_shapes(ctx, [m.name for m in eligible])
-    adjusted_u, dates_u = adjusted[usable], dates[usable]
     areas: list[dict[str, Any]] = []
     features: list[tuple[BaseGeometry | None, dict[str, Any]]] = []
     for label, group in enumerate(members):
@@ -202,9 +200,9 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
             "neighborhoods": names,
             "sale_count": int(rows.sum()),
             "parcel_count": int(in_area.sum()),
-            "median_price_per_sqft": float(np.median(adjusted_u[rows] / area[usable][rows])),
-            "median_sale_price": float(np.median(adjusted_u[rows])),
-            **_trend(log_linear_trend(dates_u[rows], ppsf[rows])),
+            "median_price_per_sqft": float(np.median(adjusted_ppsf[rows])),
+            "median_sale_price": float(np.median(adjusted[rows])),
+            **_trend(log_linear_trend(dates[rows], ppsf[rows])),
         }
         areas.append(summary)
         properties = {k: v for k, v in summary.items() if k != "annual_trend_ci"}
