@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 import strawberry
@@ -52,6 +53,66 @@ class TimeAdjustment:
     sales_count: int
 
 
+@strawberry.enum(description="How the number of market areas was settled")
+class AreaCountChoice(enum.Enum):
+    AREA_COUNT = strawberry.enum_value("area_count", description="`areaCount` asked for it")
+    SILHOUETTE = strawberry.enum_value(
+        "silhouette", description="the count from 2 to `maxAreas` with the widest silhouette"
+    )
+    NEIGHBORHOOD_COUNT = strawberry.enum_value(
+        "neighborhood_count", description="too few neighborhoods to group: one area each"
+    )
+
+
+@strawberry.type(description="A group of neighborhoods whose markets are alike")
+class MarketArea:
+    id: str = strawberry.field(description="`MA-1`, `MA-2`, ... in order of rising price level")
+    name: str
+    neighborhoods: list[str]
+    sale_count: int
+    parcel_count: int = strawberry.field(description="parcels of its neighborhoods")
+    median_price_per_sqft: float = strawberry.field(
+        description="median time-adjusted sale price per square foot of living area"
+    )
+    median_sale_price: float = strawberry.field(description="median time-adjusted sale price")
+    annual_trend_percent: float | None = strawberry.field(
+        description="log-linear trend of its price per square foot, percent a year"
+    )
+    annual_trend_ci: Interval | None
+
+
+@strawberry.type(description="One neighborhood's evidence, and the market area it is in")
+class MarketAreaNeighborhood:
+    neighborhood: str
+    area_id: str
+    sale_count: int
+    median_price_per_sqft: float = strawberry.field(
+        description="median time-adjusted sale price per square foot of living area"
+    )
+    annual_trend_percent: float | None
+    annual_trend_ci: Interval | None
+
+
+@strawberry.type(description="A neighborhood left out of the areas for too few sales")
+class ExcludedNeighborhood:
+    neighborhood: str
+    sale_count: int
+
+
+@strawberry.type(description='Comparable market areas (README, "Comparable market areas")')
+class ComparableMarketAreas:
+    valuation_date: dt.date = strawberry.field(description="date prices are time-adjusted to")
+    time_adjustment_method: str
+    area_count: int
+    chosen_by: AreaCountChoice
+    silhouette: float | None = strawberry.field(
+        description="mean silhouette width of the areas, -1 to 1 (higher: better separated)"
+    )
+    areas: list[MarketArea]
+    neighborhoods: list[MarketAreaNeighborhood]
+    excluded_neighborhoods: list[ExcludedNeighborhood]
+
+
 @strawberry.type
 class MarketAnalysisResult:
     trends: list[MarketTrendPoint]
@@ -59,6 +120,11 @@ class MarketAnalysisResult:
     annual_trend_ci: Interval | None = None
     year_over_year: list[YearOverYear] | None = None
     time_adjustment: TimeAdjustment | None = None
+    market_areas: ComparableMarketAreas | None = None
+    warnings: list[str] = strawberry.field(
+        default_factory=list,
+        description="what the result leaves out or assumes that an assessor must know",
+    )
     files: list[ResultFile]
     summary: JSON | None = None
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import create_token, revoke_token
 from app.config import Settings
 from app.db import create_session_factory
-from app.demo_data import load_demo_county
+from app.demo_data import DemoCounty, generate_county, load_demo_county
 from jobs.access import Caller
 from jobs.context import RunContext
 from jobs.lifecycle import Lifecycle
@@ -122,3 +124,35 @@ def result_text(settings: Settings, result: dict[str, Any], suffix: str) -> str:
     """The text of the one result file whose name ends with `suffix`."""
     (file,) = [f for f in result["files"] if f["name"].endswith(suffix)]
     return (settings.resolved_results_dir / file["url"].removeprefix("/results/")).read_text()
+
+
+MARKET_GROUPS: dict[str, tuple[float, float, tuple[str, ...]]] = {
+    # group: (price per sqft on MARKET_BASE_DATE, annual log trend, its neighborhoods)
+    "value": (150.0, 0.02, ("Hilltop", "Eastside", "South End", "Fern Hill")),
+    "steady": (260.0, 0.02, ("Downtown", "Lincoln", "Westgate", "Oakland Heights")),
+    "rising": (260.0, 0.12, ("Stadium", "North End", "Proctor", "Firwood")),
+}
+"""Three known market areas of the demo county's twelve neighborhoods: two share a price level
+and differ in trend, two share a trend and differ in price level."""
+MARKET_BASE_DATE = np.datetime64("2023-01-01", "D")
+MARKET_SIGMA = 0.08
+
+
+def market_area_county(county_id: str, n_parcels: int, *, seed: int = 11) -> DemoCounty:
+    """The demo county with every sale of a building repriced as its group's price per sqft
+    (MARKET_GROUPS) times its living area, trended from MARKET_BASE_DATE, with lognormal noise;
+    sales without a living area keep their demo prices."""
+    county = generate_county(county_id, n_parcels, seed=seed)
+    sales, parcels = county.sales, county.parcels
+    hood = parcels.neighborhood[sales.parcel_index]
+    level, trend = np.full(len(sales), np.nan), np.full(len(sales), np.nan)
+    for group_level, group_trend, names in MARKET_GROUPS.values():
+        member = np.isin(hood, names)
+        level[member], trend[member] = group_level, group_trend
+    area = parcels.living_area_sqft[sales.parcel_index]
+    years = (sales.sale_date - MARKET_BASE_DATE).astype(np.float64) / 365.2425
+    rng = np.random.default_rng([seed, 15])
+    price = level * area * np.exp(trend * years + MARKET_SIGMA * rng.standard_normal(len(sales)))
+    priced = np.isfinite(price)
+    sale_price = np.where(priced, np.round(np.nan_to_num(price), -2), sales.sale_price)
+    return dataclasses.replace(county, sales=dataclasses.replace(sales, sale_price=sale_price))

@@ -39,3 +39,46 @@ class TimeAdjustmentParams(Params):
     method: TimeAdjustmentMethod = Field(
         default="loglinear", description="how the monthly price index is estimated"
     )
+
+
+class ComparableMarketAreaParams(Params):
+    """Neighborhoods grouped into market areas whose time-adjusted price per square foot and
+    annual trend are alike (Ward's hierarchical clustering of standardised neighborhood
+    statistics; README, "Comparable market areas")."""
+
+    sales: SalesSelection = Field(
+        default_factory=SalesSelection, description="which sales to read (default: all)"
+    )
+    area_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=50,
+        description="how many market areas to form (default: the count from 2 to maxAreas "
+        "with the widest mean silhouette)",
+    )
+    max_areas: int = Field(
+        default=8,
+        ge=2,
+        le=50,
+        description="the largest area count tried when areaCount is not given",
+    )
+    min_sales_per_neighborhood: int = Field(
+        default=10,
+        ge=3,
+        le=10_000,
+        description="neighborhoods with fewer sales that have a living area are left out "
+        "(listed in excludedNeighborhoods)",
+    )
+    trend_weight: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="weight of the standardised trend against the standardised price level "
+        "(0: price level alone)",
+    )
+    valuation_date: dt.date | None = Field(
+        default=None, description="date prices are time-adjusted to (default: the last sale)"
+    )
+    time_adjustment: TimeAdjustmentMethod = Field(
+        default="loglinear", description="how the county's monthly price index is estimated"
+    )

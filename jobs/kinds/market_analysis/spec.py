@@ -1,4 +1,5 @@
-"""MarketAnalysisJob: price trends and time-adjustment factors from a county's sales."""
+"""MarketAnalysisJob: price trends, time-adjustment factors and comparable market areas from a
+county's sales."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from jobs.county_data import require_county
-from jobs.kinds.market_analysis import price_trend, time_adjustment
-from jobs.kinds.market_analysis.params import PriceTrendParams, TimeAdjustmentParams
+from jobs.kinds.market_analysis import comparable_market_area, price_trend, time_adjustment
+from jobs.kinds.market_analysis.params import (
+    ComparableMarketAreaParams,
+    PriceTrendParams,
+    TimeAdjustmentParams,
+)
 from jobs.kinds.market_analysis.table import MarketAnalysisJobRow
 from jobs.spec import JobKind, KindSpec, ValidatedInput
 from jobs.variants import Variant, Variants
@@ -21,6 +26,7 @@ ANALYSIS_TYPES = Variants(
     choices={
         "price_trend": Variant(PriceTrendParams, price_trend.run),
         "time_adjustment": Variant(TimeAdjustmentParams, time_adjustment.run),
+        "comparable_market_area": Variant(ComparableMarketAreaParams, comparable_market_area.run),
     },
 )
 
