@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers.mutations import Mutation
 from resolvers.queries import Query
+from resolvers.sharing_executor import SharingExecutor
 from resolvers.subscriptions import Subscription
 from schema.errors import Schema
 from schema.job_types import JOB_TYPES
@@ -28,6 +29,7 @@ def build_schema(extensions: Sequence[Callable[[], SchemaExtension]] = ()) -> st
         types=list(JOB_TYPES.values()),
         extensions=list(extensions),
         config=StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=SharingExecutor,
     )
 
 
