@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, cast
 
 from graphql import ExecutionResult
@@ -106,7 +107,10 @@ class SharedEvents:
 
 
 def _dumps(value: object) -> str:
-    """As Strawberry's views encode a message."""
+    """As Strawberry's views encode a message; a string (a key, an id) by the C encoder
+    json.dumps itself ends in, without building an encoder for each."""
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
     return json.dumps(value, separators=(",", ":"))
 
 
