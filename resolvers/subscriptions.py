@@ -6,6 +6,10 @@ quota of subscriptions at once. `jobsUpdated(after:)` first sends the jobs still
 every matching job changed after the cursor, then goes live; the
 bus is subscribed before the replay is read and `FeedPosition` drops what the replay
 already covered, so nothing falls between the two and nothing comes twice.
+
+What they yield is each state's `SharedEvent` (resolvers.shared_events), so subscribers
+alike handed the same event share one execution of their selection; `jobUpdated` reads its
+first row through the batch of clients subscribing at the same time (jobs.batched_reads).
 """
 
 from collections.abc import AsyncGenerator
