@@ -83,7 +83,9 @@ class FeedPosition:
     states), so their live copies are dropped. Each job's newest version is remembered
     (for the last `memory` jobs), so a late progress tick never overwrites newer state.
     Each event goes out with the cursor of the feed so far (never lower than the last one
-    sent), so a client that keeps the last cursor it got resumes exactly after it.
+    sent), so a client that keeps the last cursor it got resumes exactly after it. An event
+    whose own number is that cursor goes out as the very object it came as, so every
+    subscriber handed it shares one (resolvers.shared_events executes it once for them).
     """
 
     def __init__(self, after: int | None, memory: int = 10_000) -> None:
@@ -108,6 +110,8 @@ class FeedPosition:
         if len(self._versions) > self.memory:
             self._versions.popitem(last=False)
         self.cursor = max(self.cursor, seq)
+        if isinstance(event, dict) and event["change_seq"] == self.cursor:
+            return event
         return {**event, "change_seq": self.cursor}
 
 

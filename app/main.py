@@ -56,10 +56,12 @@ from app.metrics import Metrics
 from app.websocket_handlers import BoundedWebSocketAdapter, LegacyWSHandler, TransportWSHandler
 from app.websocket_server import raise_message_limit
 from jobs.access import ANONYMOUS_ADMIN
+from jobs.batched_reads import BatchedReads
 from jobs.lifecycle import Lifecycle
 from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
+from resolvers.shared_events import SharedEvents
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class GraphQLApp(GraphQL[Context, None]):
             quota=state.quota,
             tokens=state.tokens,
             signer=state.signer,
+            reads=state.reads,
+            shared=state.shared,
         )
         if isinstance(request, WebSocket):
             request.state.guard = asyncio.create_task(self._guard(context))
@@ -362,6 +366,10 @@ def create_app(settings: Settings) -> Starlette:
         app.state.redis = redis
         app.state.bus = bus
         app.state.metrics = Metrics(CollectorRegistry(), metric_kinds())
+        app.state.reads = BatchedReads(sessions)
+        app.state.shared = SharedEvents(
+            app.state.metrics.subscription_executions, app.state.metrics.subscription_results
+        )
         app.state.lifecycle = Lifecycle(app.state.sessions, redis, settings, app.state.metrics)
         app.state.quota = SubscriptionQuota(settings.max_subscriptions_per_token)
         app.state.tokens = TokenCache(app.state.sessions, settings.token_cache_seconds)

@@ -37,6 +37,16 @@ class Metrics:
             "age of the oldest change the log holds; stays under EVENT_RETENTION_HOURS",
             registry=registry,
         )
+        self.subscription_executions = Counter(
+            "graphql_subscription_executions",
+            "executions of a subscription's selection for an event; subscribers alike share one",
+            registry=registry,
+        )
+        self.subscription_results = Counter(
+            "graphql_subscription_results",
+            "subscription results for events handed to subscribers, shared or executed",
+            registry=registry,
+        )
         self._by_kind: dict[str, KindMetrics] = {}
         for kind, prefix, type_label in kinds:
             human = prefix.replace("_", " ")

@@ -9,6 +9,8 @@
 - A subscription keeps only the variables its document declares: an unused multi-megabyte
   variable is dropped as the operation starts instead of living as long as it does.
 - Past `MAX_SUBSCRIPTIONS_PER_CONNECTION`, the error carries TOO_MANY_SUBSCRIPTIONS.
+- A result shared by several subscribers (resolvers.shared_events) goes out as the text
+  encoded once for all of them, the same JSON Strawberry would have written.
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ from typing import TYPE_CHECKING, Any, cast
 from graphql import GraphQLError, OperationDefinitionNode
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message,
+    SubscribeMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage, StartMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ErrorMessage,
+    OperationMessage,
+    StartMessage,
+)
 
 from resolvers.context import Context
 
@@ -56,6 +69,22 @@ class BoundedWebSocketAdapter(ASGIWebSocketAdapter):
             raise NonTextMessageReceived from exc
         except WebSocketDisconnect:
             pass
+
+    async def send_text(self, text: str) -> None:
+        """`send_json` of a message already encoded."""
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
+async def _send(adapter: Any, context: Context, message: Mapping[str, Any]) -> bool:
+    """Send `message` as a shared result's text; False when it is not one."""
+    text = context.shared.message_text(message)
+    if text is None or not isinstance(adapter, BoundedWebSocketAdapter):
+        return False
+    await adapter.send_text(text)
+    return True
 
 
 def _declared_only(cache: DocumentCache, payload: dict[str, Any]) -> None:
@@ -103,6 +132,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             _declared_only(self.view.documents, payload)  # type: ignore[attr-defined]
         await super().handle_subscribe(message)
 
+    async def send_message(self, message: Message) -> None:
+        if not await _send(self.websocket, self.context, message):
+            await super().send_message(message)
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_start(self, message: StartMessage) -> None:
@@ -116,3 +149,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             payload = cast(dict[str, Any], message["payload"])
             _declared_only(self.view.documents, payload)  # type: ignore[attr-defined]
         await super().handle_start(message)
+
+    async def send_message(self, message: OperationMessage) -> None:
+        if not await _send(self.websocket, self.context, message):
+            await super().send_message(message)

@@ -116,6 +116,14 @@ class Caller:
         visibility = str(event.get("visibility") or Visibility.PRIVATE)
         return self.sees(kind, event.get("owner"), visibility, event.get("team"))
 
+    @property
+    def visibility_key(self) -> tuple[Any, ...]:
+        """Equal for callers who see the same jobs (`sees`): every admin alike, anyone else
+        by name, team and the kinds it may read. Subscribers share results by it."""
+        if self.is_admin:
+            return (ADMIN,)
+        return (self.name, self.team, tuple(self.readable_kinds()))
+
     def visible(self, model: Any) -> ColumnElement[bool]:
         """`sees` in SQL over a job table (the kinds it may read are filtered by the caller)."""
         if self.is_admin:

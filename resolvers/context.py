@@ -16,7 +16,9 @@ from app.downloads import DownloadSigner, download_url
 from app.events import EventBus
 from app.limits import SubscriptionQuota
 from jobs.access import ANONYMOUS_ADMIN, Caller, Unauthenticated
+from jobs.batched_reads import BatchedReads
 from jobs.lifecycle import Lifecycle
+from resolvers.shared_events import SharedEvents
 
 
 @dataclass
@@ -29,6 +31,10 @@ class Context:
     quota: SubscriptionQuota
     tokens: TokenCache
     signer: DownloadSigner
+    reads: BatchedReads
+    """Current job rows for subscribers arriving together, read in one batch."""
+    shared: SharedEvents
+    """What subscribers alike share of each event (resolvers.shared_events)."""
     token: str | None = None
     """The bearer token of the request, or of the websocket's `connection_init`."""
     caller: Caller | None = None

@@ -6,6 +6,10 @@ quota of subscriptions at once. `jobsUpdated(after:)` first sends the jobs still
 every matching job changed after the cursor, then goes live; the
 bus is subscribed before the replay is read and `FeedPosition` drops what the replay
 already covered, so nothing falls between the two and nothing comes twice.
+
+What they yield is each state's `SharedEvent` (resolvers.shared_events), so subscribers
+alike handed the same event share one execution of their selection; `jobUpdated` reads its
+first row through the batch of clients subscribing at the same time (jobs.batched_reads).
 """
 
 from collections.abc import AsyncGenerator
@@ -22,7 +26,6 @@ from jobs.table import JobStatus
 from resolvers.context import Info
 from resolvers.errors import client_errors, user_error
 from schema.job import Job
-from schema.job_types import job_from_snapshot
 
 
 @strawberry.type
@@ -43,22 +46,21 @@ class Subscription:
                 decode_cursor(after, "after")
             context.quota.acquire(caller.name)
         key = str(job_id)
-        lifecycle = context.lifecycle
         feed = FeedPosition(None)
         try:
             # Subscribe before reading the row, so no change between the two is lost.
             with context.bus.subscribe(lambda event: event.get("id") == key) as events:
-                snap = await lifecycle.get(job_id, caller=caller)
+                snap = await context.reads.get(job_id, caller=caller)
                 if snap is None:
                     raise user_error(f"no job with id {key}", "NOT_FOUND")
                 current = feed.accept(snap)
                 assert current is not None
-                yield job_from_snapshot(current)
+                yield context.shared.root(current)
                 while not is_final(snap):
                     update = feed.accept(await events.get())
                     if update is not None:
                         snap = update
-                        yield job_from_snapshot(snap)
+                        yield context.shared.root(snap)
         finally:
             context.quota.release(caller.name)
 
@@ -110,16 +112,16 @@ class Subscription:
                     for snap in await running_jobs(context.sessions, where, start):
                         progressed = feed.accept({**snap, "logged": False}) if wants(snap) else None
                         if progressed is not None:
-                            yield job_from_snapshot(progressed)
+                            yield context.shared.root(progressed)
                     async for page in pages(context.sessions, start, where):
                         for snap in page.snapshots:
                             replayed = feed.accept(snap) if wants(snap) else None
                             if replayed is not None:
-                                yield job_from_snapshot(replayed)
+                                yield context.shared.root(replayed)
                         feed.start(page.position)
                 async for event in events:
                     live = feed.accept(event)
                     if live is not None:
-                        yield job_from_snapshot(live)
+                        yield context.shared.root(live)
         finally:
             context.quota.release(caller.name)
