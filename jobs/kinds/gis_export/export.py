@@ -5,7 +5,8 @@ prefilter in SQL and shapely decides exact intersection, batch by batch, so memo
 flat however many parcels the county has. Each batch's GEOS and formatting work runs in a
 thread, so one export does not stall the worker's other jobs or its progress events.
 With the zoning layer, each batch's lots get their zone from one STRtree query
-(`jobs.kinds.gis_export.zoning`), and a GeoPackage gets the zone polygons as a second table.
+(`jobs.kinds.gis_export.zoning`), and a GeoPackage or KML file gets the zone polygons as a
+second layer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jobs.kinds.gis_export.writers import (
     Field,
     GeometryKind,
     GeoPackageWriter,
+    KMLWriter,
     open_writer,
 )
 from jobs.kinds.gis_export.zoning import (
@@ -162,7 +164,7 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
                     total=total,
                     percent=5 + 90 * scanned / max(total, 1),
                 )
-            if zones is not None and isinstance(writer, GeoPackageWriter):
+            if zones is not None and isinstance(writer, GeoPackageWriter | KMLWriter):
                 await _off_loop(_write_zones, writer, zones, area)
             written = writer.close()
     ctx.files.append(written.path)
@@ -199,7 +201,9 @@ def _write_batch(
     writer.write_batch(kept, records)
 
 
-def _write_zones(writer: GeoPackageWriter, zones: Zones, area: AreaOfInterest | None) -> None:
+def _write_zones(
+    writer: GeoPackageWriter | KMLWriter, zones: Zones, area: AreaOfInterest | None
+) -> None:
     """The zone polygons that meet the area, as the file's second layer."""
     keep = area.intersects(zones.geometry) if area is not None else np.ones(len(zones), bool)
     writer.add_layer(ZONE_LAYER, ZONE_FIELDS, zones.geometry[keep], zones.records(keep))

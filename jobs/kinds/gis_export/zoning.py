@@ -23,8 +23,9 @@ from jobs.kinds.gis_export.writers import Field
 
 PARCEL_ZONE_FIELDS = (Field("zone_code", "str"), Field("zone_description", "str"))
 """What each exported parcel carries when the ZONING layer is asked for."""
-ZONE_FIELDS = (Field("zone_code", "str"), Field("description", "str"))
-"""The attributes of the zone polygons' own layer."""
+ZONE_FIELDS = PARCEL_ZONE_FIELDS
+"""The attributes of the zone polygons' own layer: the same names as on the parcels (and
+not KML's own ``description``, which a KML reader would confuse it with)."""
 ZONE_LAYER = "zoning"
 
 ObjectArray = npt.NDArray[np.object_]
@@ -63,7 +64,7 @@ class Zones:
     def records(self, keep: npt.NDArray[np.bool_]) -> list[dict[str, Any]]:
         """The kept zones as records of `ZONE_FIELDS`."""
         return [
-            {"zone_code": code, "description": description}
+            {"zone_code": code, "zone_description": description}
             for code, description in zip(
                 self.code[keep].tolist(), self.description[keep].tolist(), strict=True
             )
