@@ -242,6 +242,19 @@ class StreamingWriter(ABC):
 
     # -- for subclasses ---------------------------------------------------------------
 
+    def _other_layer(
+        self,
+        fields: Sequence[Field],
+        geometries: Geometries,
+        records: Sequence[Mapping[str, object]],
+    ) -> tuple[np.ndarray, list[list[Value]]]:
+        """A further polygon layer's features, checked and oriented as `write_batch` does the
+        main layer's, for the formats that hold several layers."""
+        geoms = prepare_geometries(geometries, len(records), 0, "polygon")
+        convert = converters(fields)
+        rows = [coerce_record(fields, convert, record, i) for i, record in enumerate(records)]
+        return shapely.orient_polygons(geoms, exterior_cw=self.exterior_cw), rows
+
     @abstractmethod
     def _start(self) -> None:
         """Open the file and write what precedes the features (header, layer definition);

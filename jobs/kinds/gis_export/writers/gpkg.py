@@ -46,9 +46,6 @@ from jobs.kinds.gis_export.writers.base import (
     Geometries,
     StreamingWriter,
     Value,
-    coerce_record,
-    converters,
-    prepare_geometries,
 )
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
@@ -226,10 +223,7 @@ class GeoPackageWriter(StreamingWriter):
         if table in self._tables:
             raise ValueError(f"layer {table!r} is already in {self.path.name}")
         _check_reserved(fields)
-        geoms = prepare_geometries(geometries, len(records), 0, "polygon")
-        convert = converters(fields)
-        rows = [coerce_record(fields, convert, record, i) for i, record in enumerate(records)]
-        geoms = shapely.orient_polygons(geoms, exterior_cw=self.exterior_cw)
+        geoms, rows = self._other_layer(fields, geometries, records)
         db = self._db
         db.execute("BEGIN")
         try:

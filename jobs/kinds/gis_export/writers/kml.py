@@ -40,10 +40,7 @@ from jobs.kinds.gis_export.writers.base import (
     GeometryKind,
     StreamingWriter,
     Value,
-    coerce_record,
-    converters,
     polygon_rings,
-    prepare_geometries,
     text_value,
 )
 
@@ -124,10 +121,7 @@ class KMLWriter(StreamingWriter):
         self._require_open()
         if name in self._folders:
             raise ValueError(f"layer {name!r} is already in {self.path.name}")
-        geoms = prepare_geometries(geometries, len(records), 0, "polygon")
-        convert = converters(fields)
-        rows = [coerce_record(fields, convert, record, i) for i, record in enumerate(records)]
-        geoms = shapely.orient_polygons(geoms, exterior_cw=self.exterior_cw)
+        geoms, rows = self._other_layer(fields, geometries, records)
         layer = _Layer(tuple(fields), name_field or fields[0].name)
         self._file.write(
             f"</Folder>\n<Folder>\n<name>{_xml_text(name)}</name>\n" + layer.placemarks(geoms, rows)
