@@ -1,10 +1,11 @@
-"""Loading county data files (parcels, sales, assessments) into PostgreSQL.
+"""Loading county data files (parcels, sales, assessments, zoning) into PostgreSQL.
 
 The path of a file through here, and why each step is shaped the way it is:
 
-1. A worker thread reads the file in batches (CSV: the ``csv`` module, streaming; parcels may
-   also be a GeoJSON FeatureCollection) and validates each batch with vectorised numpy / shapely,
-   so a county roll of a million rows costs seconds and the event loop stays free meanwhile.
+1. A worker thread reads the file in batches (CSV: the ``csv`` module, streaming; parcels and
+   zoning may also be a GeoJSON FeatureCollection) and validates each batch with vectorised
+   numpy / shapely, so a county roll of a million rows costs seconds and the event loop stays
+   free meanwhile.
 2. Each validated batch goes to a TEMP table with asyncpg's binary COPY: no per-row SQL.
 3. After the last batch: one duplicate-key query on the temp table, then a single
    ``INSERT … SELECT … ON CONFLICT (natural key) DO UPDATE``, then commit. Everything runs in one
