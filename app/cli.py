@@ -108,6 +108,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             f" ({counted(report.unknown_parcels, 'row')} for parcels not in the county,"
             " loaded as --allow-unknown-parcels asked)"
         )
+    if report.replaced:
+        loaded += f", replacing its {counted(report.replaced, 'earlier row')}"
     print(loaded)
     return 0
 
@@ -434,9 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_migrate
     )
 
-    imp = command("import", "load a county data file (CSV, or GeoJSON for parcels)")
+    imp = command("import", "load a county data file (CSV, or GeoJSON for parcels and zoning)")
     imp.add_argument(
-        "kind", choices=["parcels", "sales", "assessments"], help="what the file holds"
+        "kind",
+        choices=["parcels", "sales", "assessments", "zoning"],
+        help="what the file holds (zoning replaces the county's zoning layer as a whole)",
     )
     imp.add_argument("file", help="path of the CSV (or GeoJSON) file")
     imp.add_argument("--county", required=True, help="county id the rows belong to (required)")

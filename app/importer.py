@@ -1,10 +1,11 @@
-"""Loading county data files (parcels, sales, assessments) into PostgreSQL.
+"""Loading county data files (parcels, sales, assessments, zoning) into PostgreSQL.
 
 The path of a file through here, and why each step is shaped the way it is:
 
-1. A worker thread reads the file in batches (CSV: the ``csv`` module, streaming; parcels may
-   also be a GeoJSON FeatureCollection) and validates each batch with vectorised numpy / shapely,
-   so a county roll of a million rows costs seconds and the event loop stays free meanwhile.
+1. A worker thread reads the file in batches (CSV: the ``csv`` module, streaming; parcels and
+   zoning may also be a GeoJSON FeatureCollection) and validates each batch with vectorised
+   numpy / shapely, so a county roll of a million rows costs seconds and the event loop stays
+   free meanwhile.
 2. Each validated batch goes to a TEMP table with asyncpg's binary COPY: no per-row SQL.
 3. After the last batch: one duplicate-key query on the temp table, then a single
    ``INSERT … SELECT … ON CONFLICT (natural key) DO UPDATE``, then commit. Everything runs in one
@@ -41,10 +42,10 @@ from sqlalchemy import String, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.characteristics import EXTRA_CHARACTERISTICS, EXTRA_NAMES
-from app.models import Assessment, Parcel, Sale
+from app.models import Assessment, Parcel, Sale, Zone
 from app.wording import counted
 
-Kind = Literal["parcels", "sales", "assessments"]
+Kind = Literal["parcels", "sales", "assessments", "zoning"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -65,8 +66,10 @@ LAST_DATE = np.datetime64("2100-12-31", "D")
 TAX_YEARS = (1800, 2200)
 MAX_YEAR_BUILT = 2100
 
-# Geometry types a parcel location may have: Point, Polygon, MultiPolygon (shapely type ids).
-_LOCATION_TYPE_IDS = (0, 3, 6)
+# Geometry types a parcel location may have: Point, Polygon, MultiPolygon (shapely type ids);
+# a zone is an area, so only the polygons.
+_LOCATION_TYPES = ((0, 3, 6), "a Polygon, MultiPolygon or Point")
+_ZONE_TYPES = ((3, 6), "a Polygon or MultiPolygon")
 # Counts stored as PostgreSQL integers; anything near the limit is a typo anyway.
 MAX_BEDROOMS = 1000
 
@@ -135,7 +138,8 @@ class ImportReport:
     ``unchanged`` existing keys whose row was already identical (those are not rewritten, so
     re-importing the same roll leaves no dead tuples behind). The three add up to ``rows``.
     ``unknown_parcels`` counts rows (of sales or assessments) whose parcel the county does not
-    have, loaded only because the caller allowed them.
+    have, loaded only because the caller allowed them. ``replaced`` counts the rows a
+    layer's load (zoning) deleted before writing its own.
     """
 
     kind: Kind
@@ -145,6 +149,7 @@ class ImportReport:
     updated: int
     unchanged: int
     unknown_parcels: int = 0
+    replaced: int = 0
 
     def __str__(self) -> str:
         return (
@@ -178,6 +183,8 @@ class _Table:
     key: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]
     required: tuple[str, ...]
+    replaces: bool = False
+    """A load replaces the county's rows as a whole (a layer, not records with a key)."""
 
     def column_type(self, column: str) -> str:
         return dict(self.columns)[column]
@@ -246,6 +253,22 @@ _TABLES: dict[Kind, _Table] = {
         ),
         required=("parcel_id", "tax_year", "assessed_value"),
     ),
+    "zoning": _Table(
+        name=Zone.__tablename__,
+        key=("feature",),
+        columns=(
+            ("feature", "integer"),
+            ("zone_code", "text"),
+            ("description", "text"),
+            ("geometry", "text"),
+            ("min_lon", "double precision"),
+            ("min_lat", "double precision"),
+            ("max_lon", "double precision"),
+            ("max_lat", "double precision"),
+        ),
+        required=("zone_code", "geometry"),
+        replaces=True,
+    ),
 }
 
 _PARCEL_FILE_COLUMNS = (
@@ -268,7 +291,10 @@ _FILE_COLUMNS: dict[Kind, tuple[str, ...]] = {
     "parcels": _PARCEL_FILE_COLUMNS,
     "sales": ("parcel_id", "sale_date", "sale_price", "arms_length"),
     "assessments": ("parcel_id", "tax_year", "land_value", "improvement_value", "assessed_value"),
+    "zoning": ("zone_code", "description", "geometry"),
 }
+ZONE_COLUMNS = ("feature", "geometry", "min_lon", "min_lat", "max_lon", "max_lat")
+"""The zoning columns every zoning load carries, whatever the file's optional columns."""
 
 
 def _max_length(model: Any, column: str) -> int:
@@ -302,6 +328,9 @@ async def import_file(
     number of data lines counted up front with a cheap binary scan (for GeoJSON: the number of
     features); it is an upper bound when the file has blank lines or quoted line breaks, and the
     last call always has ``rows_done == total``. The final upsert runs after that last call.
+
+    A zoning file is a layer: it replaces the county's zoning as a whole (``updated`` and
+    ``unchanged`` are then 0, and ``replaced`` counts the zones it replaced).
 
     Columns a file does not have are left alone on existing rows (and NULL, or the column
     default, on new ones), so a file carrying only some attributes does not erase the others.
@@ -395,6 +424,12 @@ async def copy_upsert(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))"),
         {"lock": f"terrafusion-import:{kind}:{county_id}"},
     )
+    replaced = 0
+    if table.replaces:
+        deleted = await conn.execute(
+            text(f"DELETE FROM {table.name} WHERE county_id = :county"), {"county": county_id}
+        )
+        replaced = int(deleted.rowcount)
     column_defs = ", ".join(f"{name} {table.column_type(name)}" for name in loaded)
     await conn.execute(
         text(f"CREATE TEMP TABLE {tmp} (line integer NOT NULL, {column_defs}) ON COMMIT DROP")
@@ -424,7 +459,7 @@ async def copy_upsert(
     await _check_duplicates(conn, tmp, table, source, describe)
     await conn.execute(text(f"ANALYZE {tmp}"))
     unknown = 0
-    if kind != "parcels":
+    if kind in ("sales", "assessments"):
         unknown = await _check_parcels(
             conn, tmp, county_id, source, describe, refuse=not allow_unknown_parcels
         )
@@ -439,7 +474,7 @@ async def copy_upsert(
     written = await conn.execute(text(_upsert_sql(table, tmp, loaded)), {"county": county_id})
     inserted = rows - int(matched or 0)
     updated = int(written.rowcount) - inserted
-    if inserted + updated:
+    if inserted + updated + replaced:
         # Fresh planner statistics: right after a large load, stale ones turned the ratio
         # study's join into a nested loop 4x slower (BENCHMARKS.md, findings).
         await conn.execute(text(f"ANALYZE {table.name}"))
@@ -451,6 +486,7 @@ async def copy_upsert(
         updated=updated,
         unchanged=rows - inserted - updated,
         unknown_parcels=unknown,
+        replaced=replaced,
     )
 
 
@@ -812,13 +848,21 @@ def _parcel_locations(raw: _RawBatch, problems: _Problems) -> ObjectArray:
             lambda i: "is empty (give a geometry, or lon and lat columns)",
         )
     if geometry_text is not None and has_geometry.any():
-        _parse_geometries(geometry_text, has_geometry, geometries, problems)
+        _parse_geometries(geometry_text, has_geometry, geometries, problems, _LOCATION_TYPES)
     return geometries
 
 
 def _parse_geometries(
-    texts: list[str], given: BoolArray, out: ObjectArray, problems: _Problems
+    texts: list[str],
+    given: BoolArray,
+    out: ObjectArray,
+    problems: _Problems,
+    allowed: tuple[tuple[int, ...], str],
 ) -> None:
+    """Parse the given WKT/GeoJSON cells into ``out``, flagging any that is unreadable, of a
+    type outside ``allowed`` (shapely type ids and how to name them), empty, beyond WGS84's
+    range or invalid."""
+    type_ids_allowed, type_names = allowed
     array = _as_objects(texts)
     is_json = np.fromiter(
         map(operator.methodcaller("startswith", "{"), texts), dtype=bool, count=len(texts)
@@ -838,11 +882,11 @@ def _parse_geometries(
     )
     readable = given & ~unreadable
     type_ids = shapely.get_type_id(parsed)
-    wrong_type = readable & ~np.isin(type_ids, _LOCATION_TYPE_IDS)
+    wrong_type = readable & ~np.isin(type_ids, type_ids_allowed)
     problems.flag(
         wrong_type,
         "geometry",
-        lambda i: f"a {parsed[i].geom_type} is not a Polygon, MultiPolygon or Point",
+        lambda i: f"a {parsed[i].geom_type} is not {type_names}",
     )
     usable = readable & ~wrong_type
     empty = usable & shapely.is_empty(parsed)
@@ -902,6 +946,8 @@ def _convert(kind: Kind, raw: _RawBatch, problems: _Problems) -> RowBatch:
         problems.flag_row(*raw.stop)
     if kind == "parcels":
         columns = _convert_parcels(raw, problems)
+    elif kind == "zoning":
+        columns = _convert_zoning(raw, problems)
     elif kind == "sales":
         columns = _convert_sales(raw, problems)
     else:
@@ -950,6 +996,37 @@ def _parcel_ids(cells: dict[str, Any], problems: _Problems, model: type[Any]) ->
     )
 
 
+def _convert_zoning(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]]:
+    cells = raw.columns
+    out: dict[str, list[Any]] = {
+        "feature": raw.positions.tolist(),
+        "zone_code": _text(
+            cells["zone_code"],
+            "zone_code",
+            problems,
+            required=True,
+            max_length=_max_length(Zone, "zone_code"),
+        ),
+    }
+    if "description" in cells:
+        out["description"] = _text(
+            cells["description"],
+            "description",
+            problems,
+            required=False,
+            max_length=_max_length(Zone, "description"),
+        )
+    texts = cells["geometry"]
+    given = _as_objects(texts) != ""
+    problems.flag(~given, "geometry", lambda i: "is empty (a zone needs its polygon)")
+    geometries = np.empty(len(raw), dtype=object)
+    _parse_geometries(texts, given, geometries, problems, _ZONE_TYPES)
+    problems.raise_first()
+    located = location_columns(geometries)
+    out.update({name: located[name] for name in ZONE_COLUMNS if name in located})
+    return out
+
+
 def _convert_sales(raw: _RawBatch, problems: _Problems) -> dict[str, list[Any]]:
     cells = raw.columns
     out: dict[str, list[Any]] = {
@@ -995,6 +1072,8 @@ def _carried_columns(kind: Kind, present: Collection[str]) -> set[str]:
     carried = {name for name, _ in _TABLES[kind].columns if name in present}
     if kind == "parcels":
         carried.update(LOCATION_COLUMNS)
+    if kind == "zoning":
+        carried.update(ZONE_COLUMNS)
     return carried
 
 
@@ -1028,11 +1107,11 @@ class _Source(Protocol):
 
 
 def _open_source(kind: Kind, path: Path, batch_size: int) -> _Source:
-    """CSV, or for parcels a GeoJSON FeatureCollection (recognised by its leading '{')."""
+    """CSV, or for parcels and zoning a GeoJSON FeatureCollection (recognised by its '{')."""
     with path.open("rb") as probe:
         head = probe.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{"):
-        if kind != "parcels":
+        if kind not in ("parcels", "zoning"):
             raise DataFileError(str(path), "1", "file", f"{kind} must be CSV, not JSON")
         return _GeoJsonSource(kind, path, batch_size)
     return _CsvSource(kind, path, batch_size)
@@ -1166,8 +1245,8 @@ class _CsvSource:
 
 
 class _GeoJsonSource:
-    """A parcels FeatureCollection. ``json`` has no streaming parser, so the document is read
-    whole; features are still validated and copied in batches."""
+    """A parcels or zoning FeatureCollection. ``json`` has no streaming parser, so the
+    document is read whole; features are still validated and copied in batches."""
 
     def __init__(self, kind: Kind, path: Path, batch_size: int) -> None:
         self.kind = kind
@@ -1261,6 +1340,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "KINDS",
     "LOCATION_COLUMNS",
+    "ZONE_COLUMNS",
     "DataFileError",
     "ImportReport",
     "Kind",

@@ -86,3 +86,29 @@ class Assessment(Base):
     land_value: Mapped[float | None] = mapped_column(Float)
     improvement_value: Mapped[float | None] = mapped_column(Float)
     assessed_value: Mapped[float] = mapped_column(Float)
+
+
+class Zone(Base):
+    """One polygon of a county's zoning layer.
+
+    A zoning file is a layer, not keyed records: many polygons may share a zone code, and an
+    import replaces the county's layer as a whole. ``feature`` is the polygon's position in
+    the file it came from (line or feature index), so a zone can be traced back to its row.
+    """
+
+    __tablename__ = "zoning"
+    __table_args__ = (
+        UniqueConstraint("county_id", "feature", name="uq_zoning_county_feature"),
+        Index("ix_zoning_county_bbox", "county_id", "min_lon", "max_lon", "min_lat", "max_lat"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    county_id: Mapped[str] = mapped_column(String(64))
+    feature: Mapped[int] = mapped_column(Integer)
+    zone_code: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(String(255))
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    min_lon: Mapped[float] = mapped_column(Float)
+    min_lat: Mapped[float] = mapped_column(Float)
+    max_lon: Mapped[float] = mapped_column(Float)
+    max_lat: Mapped[float] = mapped_column(Float)

@@ -149,6 +149,18 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         "layers",
     ),
     (
+        "zoning layer of a county without zoning",
+        mutation("runGisExport"),
+        {
+            "input": {
+                "exportFormat": "GEOJSON",
+                "countyId": "TESTCO",
+                "layers": ["PARCELS", "ZONING"],
+            }
+        },
+        "layers[1]: county TESTCO has no zoning layer",
+    ),
+    (
         "empty layers",
         mutation("runGisExport"),
         {"input": {"exportFormat": "GEOJSON", "countyId": "TESTCO", "layers": []}},

@@ -4,6 +4,9 @@ Parcels are read through a server-side cursor in batches; the indexed bbox colum
 prefilter in SQL and shapely decides exact intersection, batch by batch, so memory stays
 flat however many parcels the county has. Each batch's GEOS and formatting work runs in a
 thread, so one export does not stall the worker's other jobs or its progress events.
+With the zoning layer, each batch's lots get their zone from one STRtree query
+(`jobs.kinds.gis_export.zoning`), and a GeoPackage or KML file gets the zone polygons as a
+second layer.
 """
 
 from __future__ import annotations
@@ -22,7 +25,21 @@ from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.gis_export.area import AreaOfInterest, parse_area_of_interest
 from jobs.kinds.gis_export.params import GisExportParams
-from jobs.kinds.gis_export.writers import FeatureWriter, Field, GeometryKind, open_writer
+from jobs.kinds.gis_export.writers import (
+    FeatureWriter,
+    Field,
+    GeometryKind,
+    GeoPackageWriter,
+    KMLWriter,
+    open_writer,
+)
+from jobs.kinds.gis_export.zoning import (
+    PARCEL_ZONE_FIELDS,
+    ZONE_FIELDS,
+    ZONE_LAYER,
+    Zones,
+    load_zones,
+)
 from jobs.spec import JobFailure
 
 PARCEL_FIELDS = (
@@ -103,6 +120,10 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
             query = query.add_columns(last.c.sale_date, last.c.sale_price).outerjoin(
                 last, and_(last.c.parcel_id == Parcel.parcel_id, last.c.rank == 1)
             )
+        zones: Zones | None = None
+        if "zoning" in layers:
+            zones = await load_zones(session, ctx.county_id)
+            fields += PARCEL_ZONE_FIELDS
         total, points = (
             await session.execute(
                 select(
@@ -135,7 +156,7 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
             geometry=geometry,
         ) as writer:
             async for rows in stream.partitions(params.batch_size):
-                await _off_loop(_write_batch, writer, rows, names, area)
+                await _off_loop(_write_batch, writer, rows, names, area, zones)
                 scanned += len(rows)
                 await ctx.progress(
                     "writing features",
@@ -143,6 +164,8 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
                     total=total,
                     percent=5 + 90 * scanned / max(total, 1),
                 )
+            if zones is not None and isinstance(writer, GeoPackageWriter | KMLWriter):
+                await _off_loop(_write_zones, writer, zones, area)
             written = writer.close()
     ctx.files.append(written.path)
     return {
@@ -155,15 +178,35 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
 
 
 def _write_batch(
-    writer: FeatureWriter, rows: Sequence[Any], names: list[str], area: AreaOfInterest | None
+    writer: FeatureWriter,
+    rows: Sequence[Any],
+    names: list[str],
+    area: AreaOfInterest | None,
+    zones: Zones | None,
 ) -> None:
-    """Keep the rows whose lot intersects the area and append them to the file."""
+    """Keep the rows whose lot intersects the area, give each its zone if asked, and append
+    them to the file."""
     geometries = shapely.from_geojson(np.array([row.geojson for row in rows], dtype=object))
     keep = area.intersects(geometries) if area is not None else np.ones(len(rows), bool)
     kept = geometries[keep]
     kept_rows = [row for row, kept_row in zip(rows, keep.tolist(), strict=True) if kept_row]
-    records = [dict(zip(names, _reorder(row), strict=True)) for row in kept_rows]
+    if zones is None:
+        records = [dict(zip(names, _reorder(row), strict=True)) for row in kept_rows]
+    else:
+        codes, descriptions = zones.of(kept)
+        records = [
+            dict(zip(names, (*_reorder(row), code, description), strict=True))
+            for row, code, description in zip(kept_rows, codes, descriptions, strict=True)
+        ]
     writer.write_batch(kept, records)
+
+
+def _write_zones(
+    writer: GeoPackageWriter | KMLWriter, zones: Zones, area: AreaOfInterest | None
+) -> None:
+    """The zone polygons that meet the area, as the file's second layer."""
+    keep = area.intersects(zones.geometry) if area is not None else np.ones(len(zones), bool)
+    writer.add_layer(ZONE_LAYER, ZONE_FIELDS, zones.geometry[keep], zones.records(keep))
 
 
 def layer_geometry(total: int, points: int) -> GeometryKind:

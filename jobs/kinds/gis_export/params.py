@@ -6,7 +6,9 @@ from pydantic import Field
 
 from jobs.params import Params
 
-LAYERS = ("parcels", "assessments", "sales")
+LAYERS = ("parcels", "assessments", "sales", "zoning")
+"""What an export joins onto each parcel; zoning also writes the zone polygons as a layer of
+their own where the format holds several (GeoPackage, KML)."""
 
 
 class GisExportParams(Params):

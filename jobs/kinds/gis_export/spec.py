@@ -15,6 +15,7 @@ from jobs.kinds.gis_export.area import AreaOfInterestError, stored_area
 from jobs.kinds.gis_export.params import LAYERS, GisExportParams
 from jobs.kinds.gis_export.table import GisExportJobRow
 from jobs.kinds.gis_export.writers import EXPORT_FORMATS
+from jobs.kinds.gis_export.zoning import county_has_zoning
 from jobs.params import choice, parse_params
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 
@@ -40,6 +41,12 @@ async def validate(
     await require_county(session, county_id)
     if "assessments" in layers:
         await require_tax_year(session, county_id, params.tax_year, field="parameters.taxYear")
+    if "zoning" in layers and not await county_has_zoning(session, county_id):
+        raise BadInput(
+            f"layers[{layers.index('zoning')}]",
+            f"county {county_id} has no zoning layer; load one with "
+            "`terrafusion import zoning FILE`, or leave ZONING out",
+        )
     return ValidatedInput(
         county_id=county_id,
         parameters=params.model_dump(mode="json"),

@@ -166,7 +166,7 @@ class StreamingWriter(ABC):
         self.path = directory / f"{basename}.{self.extension}"
         self.row_count = 0
         self._bounds = [math.inf, math.inf, -math.inf, -math.inf]
-        self._converters = [_CONVERTERS[f.type] for f in self.fields]
+        self._converters = converters(self.fields)
         self._scratch: list[Path] = []
         self._state: Literal["open", "closed", "removed"] = "open"
         # A rerun after a crash must not append to, or trip over, the previous attempt's file.
@@ -242,6 +242,19 @@ class StreamingWriter(ABC):
 
     # -- for subclasses ---------------------------------------------------------------
 
+    def _other_layer(
+        self,
+        fields: Sequence[Field],
+        geometries: Geometries,
+        records: Sequence[Mapping[str, object]],
+    ) -> tuple[np.ndarray, list[list[Value]]]:
+        """A further polygon layer's features, checked and oriented as `write_batch` does the
+        main layer's, for the formats that hold several layers."""
+        geoms = prepare_geometries(geometries, len(records), 0, "polygon")
+        convert = converters(fields)
+        rows = [coerce_record(fields, convert, record, i) for i, record in enumerate(records)]
+        return shapely.orient_polygons(geoms, exterior_cw=self.exterior_cw), rows
+
     @abstractmethod
     def _start(self) -> None:
         """Open the file and write what precedes the features (header, layer definition);
@@ -267,16 +280,7 @@ class StreamingWriter(ABC):
             raise RuntimeError(f"{self.format_name} writer for {self.path.name} is {self._state}")
 
     def _coerce(self, record: Mapping[str, object], row: int) -> list[Value]:
-        values: list[Value] = []
-        for f, convert in zip(self.fields, self._converters, strict=True):
-            raw = record.get(f.name)
-            try:
-                values.append(None if raw is None else convert(raw))
-            except (TypeError, ValueError, OverflowError):
-                raise ValueError(
-                    f"feature {row}, field {f.name!r}: {_describe(raw)} is not a valid {f.type}"
-                ) from None
-        return values
+        return coerce_record(self.fields, self._converters, record, row)
 
     def _extend_bounds(self, geoms: np.ndarray) -> None:
         bounds = shapely.bounds(geoms)
@@ -292,6 +296,31 @@ class StreamingWriter(ABC):
             max(self._bounds[2], float(highs[0])),
             max(self._bounds[3], float(highs[1])),
         ]
+
+
+def converters(fields: Sequence[Field]) -> list[Callable[[Any], Value]]:
+    """Each field's value converter, looked up once per layer rather than once per value."""
+    return [_CONVERTERS[f.type] for f in fields]
+
+
+def coerce_record(
+    fields: Sequence[Field],
+    convert: Sequence[Callable[[Any], Value]],
+    record: Mapping[str, object],
+    row: int,
+) -> list[Value]:
+    """A record's values in field order, each coerced to its field's type; ValueError names
+    the feature and field of a value that is not of its type."""
+    values: list[Value] = []
+    for f, to_value in zip(fields, convert, strict=True):
+        raw = record.get(f.name)
+        try:
+            values.append(None if raw is None else to_value(raw))
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(
+                f"feature {row}, field {f.name!r}: {_describe(raw)} is not a valid {f.type}"
+            ) from None
+    return values
 
 
 def prepare_geometries(

@@ -35,12 +35,18 @@ import contextlib
 import datetime as dt
 import re
 import sqlite3
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 import shapely
 
-from jobs.kinds.gis_export.writers.base import StreamingWriter, Value
+from jobs.kinds.gis_export.writers.base import (
+    Field,
+    Geometries,
+    StreamingWriter,
+    Value,
+)
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10200  # GeoPackage 1.2.0
@@ -174,12 +180,10 @@ class GeoPackageWriter(StreamingWriter):
     exterior_cw: ClassVar[bool] = False
 
     def _start(self) -> None:
-        reserved = {FID_COLUMN, GEOMETRY_COLUMN}
-        clash = [f.name for f in self.fields if f.name.lower() in reserved]
-        if clash:
-            raise ValueError(f"field name {clash[0]!r} is reserved for the GeoPackage {clash[0]}")
+        _check_reserved(self.fields)
         self._type_name = _GEOMETRY_TYPE_NAMES[self.geometry]
         self.table = table_name_for(self.basename)
+        self._tables = {self.table}
         journal = self.path.with_name(self.path.name + "-journal")
         # A journal left by a crashed earlier attempt would be "hot" and replayed into the
         # new file by SQLite on open, so it goes with the old file.
@@ -189,17 +193,6 @@ class GeoPackageWriter(StreamingWriter):
         # check_same_thread=False because async callers may hand each batch to a different
         # worker thread; calls are still sequential, which is all sqlite3 needs.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._bool_or_date = [i for i, f in enumerate(self.fields) if f.type in ("date", "bool")]
-        columns = ", ".join(_quote(f.name) for f in self.fields)
-        placeholders = ", ".join("?" for _ in range(len(self.fields) + 1))
-        self._insert = (
-            f"INSERT INTO {_quote(self.table)} ({_quote(GEOMETRY_COLUMN)}"
-            f"{', ' + columns if columns else ''}) VALUES ({placeholders})"
-        )
-        self._create()
-
-    def _create(self) -> None:
-        attributes = "".join(f",\n  {_quote(f.name)} {_SQL_TYPES[f.type]}" for f in self.fields)
         db = self._db
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {USER_VERSION}")
@@ -208,43 +201,55 @@ class GeoPackageWriter(StreamingWriter):
             if statement.strip():
                 db.execute(statement)
         db.executemany("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", _SRS_ROWS)
-        db.execute(
-            f"CREATE TABLE {_quote(self.table)} (\n"
-            f"  {_quote(FID_COLUMN)} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
-            f"  {_quote(GEOMETRY_COLUMN)} {self._type_name}{attributes}\n)"
-        )
-        db.execute(
-            "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id)"
-            " VALUES (?, 'features', ?, ?)",
-            (self.table, self.table, SRS_ID),
-        )
-        db.execute(
-            "INSERT INTO gpkg_geometry_columns VALUES (?, ?, ?, ?, 0, 0)",
-            (self.table, GEOMETRY_COLUMN, self._type_name, SRS_ID),
-        )
+        _create_table(db, self.table, self.fields, self._type_name)
         db.execute("COMMIT")
 
     def _write(self, geoms: np.ndarray, rows: list[list[Value]]) -> None:
-        polygons = shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON
-        if polygons.any():
-            geoms = geoms.copy()
-            geoms[polygons] = shapely.multipolygons(geoms[polygons][:, np.newaxis])
-        blobs = gpkg_geometry_blobs(geoms)
-        for row in rows:
-            for i in self._bool_or_date:
-                value = row[i]
-                if isinstance(value, bool):
-                    row[i] = int(value)
-                elif isinstance(value, dt.date):
-                    row[i] = value.isoformat()
+        _insert(self._db, self.table, self.fields, geoms, rows)
+
+    def add_layer(
+        self,
+        name: str,
+        fields: Sequence[Field],
+        geometries: Geometries,
+        records: Sequence[Mapping[str, object]],
+    ) -> int:
+        """Write a further polygon layer into the same file, whole, in one transaction (e.g.
+        the zone polygons beside the parcels: a GeoPackage is the one format of the five that
+        holds several layers). Call it before `close`; returns the features written. The
+        file's bbox and row count stay the main layer's; this table's extent is its own."""
+        self._require_open()
+        table = table_name_for(name)
+        if table in self._tables:
+            raise ValueError(f"layer {table!r} is already in {self.path.name}")
+        _check_reserved(fields)
+        geoms, rows = self._other_layer(fields, geometries, records)
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany(self._insert, [(b, *r) for b, r in zip(blobs, rows, strict=True)])
+            _create_table(db, table, fields, _GEOMETRY_TYPE_NAMES["polygon"])
+            if rows:
+                _insert(db, table, fields, geoms, rows, transaction=False)
+                present = ~shapely.is_missing(geoms)
+                if present.any():
+                    bounds = shapely.bounds(geoms[present])
+                    db.execute(
+                        "UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ?"
+                        " WHERE table_name = ?",
+                        (
+                            float(bounds[:, 0].min()),
+                            float(bounds[:, 1].min()),
+                            float(bounds[:, 2].max()),
+                            float(bounds[:, 3].max()),
+                            table,
+                        ),
+                    )
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self._tables.add(table)
+        return len(rows)
 
     def _finish(self) -> None:
         extent = self.bbox
@@ -258,3 +263,74 @@ class GeoPackageWriter(StreamingWriter):
     def _release(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+def _check_reserved(fields: Sequence[Field]) -> None:
+    reserved = {FID_COLUMN, GEOMETRY_COLUMN}
+    clash = [f.name for f in fields if f.name.lower() in reserved]
+    if clash:
+        raise ValueError(f"field name {clash[0]!r} is reserved for the GeoPackage {clash[0]}")
+
+
+def _create_table(
+    db: sqlite3.Connection, table: str, fields: Sequence[Field], type_name: str
+) -> None:
+    """A feature table with its gpkg_contents and gpkg_geometry_columns rows (Req 13, 21)."""
+    attributes = "".join(f",\n  {_quote(f.name)} {_SQL_TYPES[f.type]}" for f in fields)
+    db.execute(
+        f"CREATE TABLE {_quote(table)} (\n"
+        f"  {_quote(FID_COLUMN)} INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,\n"
+        f"  {_quote(GEOMETRY_COLUMN)} {type_name}{attributes}\n)"
+    )
+    db.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id)"
+        " VALUES (?, 'features', ?, ?)",
+        (table, table, SRS_ID),
+    )
+    db.execute(
+        "INSERT INTO gpkg_geometry_columns VALUES (?, ?, ?, ?, 0, 0)",
+        (table, GEOMETRY_COLUMN, type_name, SRS_ID),
+    )
+
+
+def _insert(
+    db: sqlite3.Connection,
+    table: str,
+    fields: Sequence[Field],
+    geoms: np.ndarray,
+    rows: list[list[Value]],
+    *,
+    transaction: bool = True,
+) -> None:
+    """Append validated rows to a feature table (in a transaction of its own unless the
+    caller holds one); Polygons are promoted to MultiPolygons, see the module docstring."""
+    polygons = shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON
+    if polygons.any():
+        geoms = geoms.copy()
+        geoms[polygons] = shapely.multipolygons(geoms[polygons][:, np.newaxis])
+    blobs = gpkg_geometry_blobs(geoms)
+    bool_or_date = [i for i, f in enumerate(fields) if f.type in ("date", "bool")]
+    for row in rows:
+        for i in bool_or_date:
+            value = row[i]
+            if isinstance(value, bool):
+                row[i] = int(value)
+            elif isinstance(value, dt.date):
+                row[i] = value.isoformat()
+    columns = ", ".join(_quote(f.name) for f in fields)
+    placeholders = ", ".join("?" for _ in range(len(fields) + 1))
+    insert = (
+        f"INSERT INTO {_quote(table)} ({_quote(GEOMETRY_COLUMN)}"
+        f"{', ' + columns if columns else ''}) VALUES ({placeholders})"
+    )
+    values = [(b, *r) for b, r in zip(blobs, rows, strict=True)]
+    if not transaction:
+        db.executemany(insert, values)
+        return
+    db.execute("BEGIN")
+    try:
+        db.executemany(insert, values)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -1,8 +1,9 @@
 """KML 2.2 (OGC 07-147r2), for Google Earth and for anyone without a GIS.
 
 One ``<Document>`` holding one ``<Folder>`` (the layer) with one ``<Placemark>`` per feature,
-streamed to disk as text. The Folder is what GDAL/QGIS read as the layer: a Document without
-any Placemark otherwise shows no layer at all, so an empty export would look broken. Per feature:
+streamed to disk as text; `add_layer` appends a further Folder (e.g. the zone polygons). The
+Folder is what GDAL/QGIS read as the layer: a Document without any Placemark otherwise shows
+no layer at all, so an empty export would look broken. Per feature:
 
 * ``<name>`` is the feature's `name_field` value (the parcel id), which is what Google Earth
   lists and labels (07-147r2 section 9.1.3.1 "kml:name").
@@ -25,7 +26,7 @@ Floats are written with repr, the shortest text that reads back as the same doub
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, ClassVar
 from xml.sax.saxutils import escape, quoteattr
@@ -35,6 +36,7 @@ import shapely
 
 from jobs.kinds.gis_export.writers.base import (
     Field,
+    Geometries,
     GeometryKind,
     StreamingWriter,
     Value,
@@ -90,9 +92,8 @@ class KMLWriter(StreamingWriter):
         super().__init__(directory, basename, fields, geometry=geometry)
 
     def _start(self) -> None:
-        names = [f.name for f in self.fields]
-        self._name_index = names.index(self._name_field) if self._name_field in names else None
-        self._data_open = [f"<Data name={_xml_attr(name)}><value>" for name in names]
+        self._layer = _Layer(self.fields, self._name_field)
+        self._folders = {self.basename}
         self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="\n")
         self._file.write(
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -102,6 +103,50 @@ class KMLWriter(StreamingWriter):
         self._file.flush()
 
     def _write(self, geoms: np.ndarray, rows: list[list[Value]]) -> None:
+        self._file.write(self._layer.placemarks(geoms, rows))
+        self._file.flush()
+
+    def add_layer(
+        self,
+        name: str,
+        fields: Sequence[Field],
+        geometries: Geometries,
+        records: Sequence[Mapping[str, object]],
+        *,
+        name_field: str | None = None,
+    ) -> int:
+        """Close the main Folder and write a further polygon layer, whole, as a Folder of its
+        own (GDAL and QGIS read each Folder as a layer). Call it last, before `close`; the
+        file's bbox and row count stay the main layer's. Returns the features written."""
+        self._require_open()
+        if name in self._folders:
+            raise ValueError(f"layer {name!r} is already in {self.path.name}")
+        geoms, rows = self._other_layer(fields, geometries, records)
+        layer = _Layer(tuple(fields), name_field or fields[0].name)
+        self._file.write(
+            f"</Folder>\n<Folder>\n<name>{_xml_text(name)}</name>\n" + layer.placemarks(geoms, rows)
+        )
+        self._file.flush()
+        self._folders.add(name)
+        return len(rows)
+
+    def _finish(self) -> None:
+        self._file.write("</Folder>\n</Document>\n</kml>\n")
+        self._file.close()
+
+    def _release(self) -> None:
+        self._file.close()
+
+
+class _Layer:
+    """How one Folder's Placemarks are written: its Data names and which names a feature."""
+
+    def __init__(self, fields: Sequence[Field], name_field: str) -> None:
+        names = [f.name for f in fields]
+        self._name_index = names.index(name_field) if name_field in names else None
+        self._data_open = [f"<Data name={_xml_attr(name)}><value>" for name in names]
+
+    def placemarks(self, geoms: np.ndarray, rows: list[list[Value]]) -> str:
         chunks: list[str] = []
         type_ids = shapely.get_type_id(geoms)
         is_multi = (type_ids == shapely.GeometryType.MULTIPOLYGON).tolist()
@@ -133,12 +178,4 @@ class KMLWriter(StreamingWriter):
                 parts.append(f"<MultiGeometry>{body}</MultiGeometry>")
             parts.append("</Placemark>\n")
             chunks.append("".join(parts))
-        self._file.write("".join(chunks))
-        self._file.flush()
-
-    def _finish(self) -> None:
-        self._file.write("</Folder>\n</Document>\n</kml>\n")
-        self._file.close()
-
-    def _release(self) -> None:
-        self._file.close()
+        return "".join(chunks)
