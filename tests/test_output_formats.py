@@ -19,12 +19,14 @@ from typing import Any
 import openpyxl
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from jobs.xlsx import XlsxWorkbook
 from tests.conftest import RunningApp, WorkerControl
-from tests.graphql_client import TRANSPORT_WS
-from tests.test_job_flow import assert_lifecycle, download, run_and_watch
+from tests.graphql_client import TRANSPORT_WS, gql_data
+from tests.test_job_flow import assert_lifecycle, download, mutation, run_and_watch
 from tests.test_reports_e2e import details, run_more
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -504,6 +506,28 @@ async def test_market_analyses_write_workbooks_of_their_tables(
             ]
         ],
     )
+
+
+async def test_a_job_stored_before_output_formats_shows_what_it_wrote(
+    app_server: RunningApp, county: str, engine: AsyncEngine
+) -> None:
+    job = (
+        await gql_data(
+            app_server.url,
+            mutation("runReport"),
+            {"input": {"reportType": "SALES_RATIO_STUDY", "countyId": county}},
+        )
+    )["runReport"]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE report_jobs SET parameters_json = parameters_json - 'output_formats'"
+                " WHERE report_id = :id"
+            ),
+            {"id": job["id"]},
+        )
+    shown = await details(app_server, STUDY, job["id"])
+    assert shown["parameters"]["salesRatioStudy"]["outputFormats"] == ["CSV", "HTML"]
 
 
 def test_a_sheet_is_streamed_not_held(tmp_path: Path) -> None:
