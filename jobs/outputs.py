@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
+from jobs.blocking import off_loop
 from jobs.context import RunContext
 from jobs.xlsx import CONTENT_TYPE as XLSX_CONTENT_TYPE
 from jobs.xlsx import Sheet, XlsxWorkbook
@@ -27,26 +28,26 @@ CSV_CONTENT_TYPE = "text/csv"
 class MainTable:
     """The variant's main table: its CSV file and its sheet, whichever were asked for."""
 
-    def __init__(self, handle: Any, sheet: Sheet | None, header: Sequence[str]) -> None:
+    def __init__(self, handle: TextIO | None, sheet: Sheet | None, header: Sequence[str]) -> None:
         self._csv = csv.writer(handle) if handle is not None else None
         self._sheet = sheet
         self.rows = 0
         if self._csv is not None:
             self._csv.writerow(header)
 
-    def write(self, rows: Iterable[Sequence[Any]]) -> int:
+    async def write(self, rows: Iterable[Sequence[Any]]) -> int:
         """Write one batch of rows to every file of the table; returns how many."""
         batch = rows if isinstance(rows, list) else list(rows)
         if self._csv is not None:
             self._csv.writerows(batch)
         if self._sheet is not None:
-            self._sheet.append(batch)
+            await off_loop(self._sheet.append, batch)
         self.rows += len(batch)
         return len(batch)
 
 
 class ResultFiles:
-    """The files of one run; use as a context manager, then read `files`."""
+    """The files of one run; use as an async context manager, then read `files`."""
 
     def __init__(self, ctx: RunContext, formats: Sequence[str], workbook_name: str) -> None:
         self.formats = tuple(formats)
@@ -90,10 +91,10 @@ class ResultFiles:
         """A file the variant wrote itself (its HTML report)."""
         self._added[output_format] = self._ctx.result_file(path, content_type, rows)
 
-    def __enter__(self) -> ResultFiles:
+    async def __aenter__(self) -> ResultFiles:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
@@ -101,7 +102,9 @@ class ResultFiles:
     ) -> None:
         self._stack.close()
         if self._book is not None:
-            self._book.close()
+            # Saving zips the sheets' XML: seconds for a large county, so off the loop too.
+            # It runs when unwinding as well; that is what removes openpyxl's temporary files.
+            await off_loop(self._book.close)
         if exc_type is not None:
             return
         rows = self._main.rows if self._main is not None else None

@@ -12,7 +12,6 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from openpyxl import Workbook
@@ -98,7 +97,8 @@ class Sheet:
 
 
 class XlsxWorkbook:
-    """A workbook written to `path` on `close` (or on leaving its `with` block)."""
+    """A workbook written to `path` on `close`; not thread-safe, but its calls may come from
+    different threads one at a time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -120,19 +120,7 @@ class XlsxWorkbook:
         return sheet
 
     def close(self) -> None:
+        """Save the workbook; openpyxl's temporary sheet files go with it."""
         for sheet in self._sheets:
             sheet.finish()
         self._book.save(self.path)
-
-    def __enter__(self) -> XlsxWorkbook:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # Saved even when the run is unwinding: saving is what removes openpyxl's temporary
-        # sheet files, and the worker deletes a failed run's folder, the workbook with it.
-        self.close()

@@ -546,10 +546,11 @@ def test_a_sheet_is_streamed_not_held(tmp_path: Path) -> None:
     header = ("parcel_id", "sale_date", "sale_price", "assessed_value", "trimmed")
     tracemalloc.start()
     try:
-        with XlsxWorkbook(tmp_path / "streamed.xlsx") as book:
-            sheet = book.sheet("Sales", header)
-            for part in batches():
-                sheet.append(part)
+        book = XlsxWorkbook(tmp_path / "streamed.xlsx")
+        sheet = book.sheet("Sales", header)
+        for part in batches():
+            sheet.append(part)
+        book.close()
         streamed = tracemalloc.get_traced_memory()[1]
         tracemalloc.reset_peak()
         held = Workbook()

@@ -80,8 +80,8 @@ async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
             else None
         ),
     }
-    with ResultFiles(ctx, params.output_formats, "price_trend.xlsx") as out:
-        written = out.main_table("price_trend.csv", "Trends", TRENDS_HEADER).write(
+    async with ResultFiles(ctx, params.output_formats, "price_trend.xlsx") as out:
+        written = await out.main_table("price_trend.csv", "Trends", TRENDS_HEADER).write(
             [dataclasses.astuple(p) for p in points]
         )
         out.records("Year over year", YEAR_OVER_YEAR_HEADER, result["year_over_year"])

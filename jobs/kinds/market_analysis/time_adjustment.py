@@ -71,8 +71,8 @@ async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
     }
     adjusted = result["time_adjustment"]
     ci = result["annual_trend_ci"] or {}
-    with ResultFiles(ctx, params.output_formats, "time_adjustment.xlsx") as out:
-        written = out.main_table("time_adjustment.csv", "Factors", FACTORS_HEADER).write(
+    async with ResultFiles(ctx, params.output_formats, "time_adjustment.xlsx") as out:
+        written = await out.main_table("time_adjustment.csv", "Factors", FACTORS_HEADER).write(
             [[f[key] for key in FACTORS_HEADER] for f in factors]
         )
         out.table(

@@ -123,11 +123,13 @@ async def run(ctx: RunContext, params: AssessmentRollParams) -> dict[str, Any]:
             .execution_options(yield_per=BATCH)
         )
         written = 0
-        with ResultFiles(ctx, params.output_formats, f"assessment_roll_{tax_year}.xlsx") as out:
+        async with ResultFiles(
+            ctx, params.output_formats, f"assessment_roll_{tax_year}.xlsx"
+        ) as out:
             roll_table = out.main_table(f"assessment_roll_{tax_year}.csv", "Roll", COLUMNS)
             stream = await session.stream(query)
             async for rows in stream.partitions(BATCH):
-                written += roll_table.write(rows)
+                written += await roll_table.write(rows)
                 await ctx.progress(
                     "writing roll",
                     processed=written,

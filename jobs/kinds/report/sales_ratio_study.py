@@ -280,12 +280,12 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
     }
     county_slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", ctx.county_id)
     stem = f"ratio_study_{county_slug}_{tax_year}"
-    with ResultFiles(ctx, params.output_formats, f"{stem}.xlsx") as out:
+    async with ResultFiles(ctx, params.output_formats, f"{stem}.xlsx") as out:
         ratio_study_sheets(out, ctx.county_id, study)
         table = out.main_table("ratio_study_sales.csv", "Sales", header)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
-            table.write(list(zip(*(c[start:stop].tolist() for c in columns), strict=True)))
+            await table.write(list(zip(*(c[start:stop].tolist() for c in columns), strict=True)))
             await ctx.progress("writing files", processed=stop, total=n, percent=78 + 14 * stop / n)
         if out.wants("html"):
             html_path = ctx.new_file(f"{stem}.html")
