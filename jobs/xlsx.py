@@ -16,6 +16,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -33,19 +34,11 @@ TITLE_CHARS = 31
 _BOLD = Font(bold=True)
 
 
-def _cell(value: Any) -> Any:
-    """A value as openpyxl should store it: numpy scalars as Python numbers, and no NaN or
-    infinity (Excel has neither; an empty cell says "no value" as the JSON's null does)."""
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _text_width(value: Any) -> int:
     if value is None:
         return 0
+    if isinstance(value, Cell):
+        return len(str(value.value))
     if isinstance(value, dt.datetime):
         return 19
     if isinstance(value, dt.date):
@@ -64,9 +57,26 @@ class Sheet:
         self.rows = 0
         self._started = False
 
+    def _cell(self, value: Any) -> Any:
+        """A value as the sheet should store it: numpy scalars as Python numbers; no NaN or
+        infinity (Excel has neither: an empty cell says "no value", as the JSON's null does);
+        text as text even when it starts with "=" (county data is not to run as a formula),
+        with the control characters XML cannot hold shown as U+FFFD."""
+        if hasattr(value, "item") and not isinstance(value, str | bytes):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, str):
+            value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+            if value.startswith("="):
+                cell = WriteOnlyCell(self._sheet, value=value)
+                cell.data_type = "s"
+                return cell
+        return value
+
     def append(self, rows: Iterable[Sequence[Any]]) -> int:
         """Write a batch of rows (bounded: it is measured and converted as a whole)."""
-        batch = [[_cell(v) for v in row] for row in rows]
+        batch = [[self._cell(v) for v in row] for row in rows]
         if not self._started:
             self._start(batch)
         for row in batch:

@@ -563,3 +563,21 @@ def test_a_sheet_is_streamed_not_held(tmp_path: Path) -> None:
     assert streamed * 5 < holding, (streamed, holding)
     back = openpyxl.load_workbook(tmp_path / "streamed.xlsx", read_only=True)
     assert sum(1 for _ in back["Sales"].iter_rows()) == rows + 1
+
+
+def test_county_text_stays_text_and_what_excel_cannot_hold_is_left_out(tmp_path: Path) -> None:
+    """An imported address starting with "=" must not become a live formula; a NaN (which
+    Excel has no cell for) is an empty cell; a control character XML refuses is shown, not
+    fatal."""
+    book = XlsxWorkbook(tmp_path / "text.xlsx")
+    book.table(
+        "Parcels",
+        ("address", "note", "value"),
+        [['=HYPERLINK("http://example.invalid","x")', "bell\x07", float("nan")]],
+    )
+    book.close()
+    (row,) = openpyxl.load_workbook(tmp_path / "text.xlsx")["Parcels"].iter_rows(min_row=2)
+    assert [c.data_type for c in row[:2]] == ["s", "s"]
+    assert row[0].value == '=HYPERLINK("http://example.invalid","x")'
+    assert row[1].value == "bell\ufffd"
+    assert row[2].value is None
