@@ -12,9 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from jobs.spec import BadInput
 
@@ -105,3 +114,57 @@ class SalesSelection(Params):
             f"neighborhood {', '.join(self.neighborhoods)}" if self.neighborhoods else "",
         ]
         return ", ".join(p for p in parts if p) or "all dates"
+
+
+OutputFormat = TypeAliasType("OutputFormat", Literal["csv", "xlsx", "html"])
+"""A result file a caller can ask for: CSV the main table, XLSX every table, HTML the report."""
+
+
+def output_formats_field(*default: str) -> Any:
+    """The `outputFormats` field with a variant's own default: the files it wrote before the
+    caller could choose, so a client that never asks gets what it always got."""
+    return Field(
+        default=list(default),
+        description="result files to write, each format at most once: CSV the main table, "
+        "XLSX one workbook with every table as a sheet, HTML the printable report "
+        "(sales ratio study only)",
+    )
+
+
+class FileOutputs(Params):
+    """A variant whose result files the caller picks; `outputFormats` is declared here once.
+
+    A variant with a printable report sets `html_report` and its own default (the files it
+    wrote before formats could be chosen); the others offer CSV and XLSX.
+    """
+
+    html_report: ClassVar[bool] = False
+
+    output_formats: list[OutputFormat] = output_formats_field("csv")
+
+    @field_validator("output_formats")
+    @classmethod
+    def _offered_once_each(cls, formats: list[str]) -> list[str]:
+        offered = [f for f in get_args(OutputFormat.__value__) if f != "html" or cls.html_report]
+        allowed = ", ".join(f.upper() for f in offered)
+        if not formats:
+            raise PydanticCustomError(
+                "output_formats",
+                "must name at least one format; allowed: {allowed}",
+                {"allowed": allowed},
+            )
+        for index, name in enumerate(formats):
+            if name not in offered:
+                raise PydanticCustomError(
+                    "output_formats",
+                    "{format} is not offered for this type (it has no printable report); "
+                    "allowed: {allowed}",
+                    {"format": name.upper(), "allowed": allowed},
+                )
+            if name in formats[:index]:
+                raise PydanticCustomError(
+                    "output_formats",
+                    "{format} is given twice; name each format at most once",
+                    {"format": name.upper()},
+                )
+        return formats

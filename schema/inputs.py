@@ -20,6 +20,7 @@ the enum naming the variant, from its `Variants` table.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import enum
@@ -159,9 +160,17 @@ def _default(info: FieldInfo, tp: Any) -> Any:
     default = info.default
     if default is PydanticUndefined or default is None:
         return strawberry.UNSET
+    return _as_graphql(default, tp)
+
+
+def _as_graphql(value: Any, tp: Any) -> Any:
+    """A pydantic value in the terms of its Strawberry type (enum members for enum values)."""
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        return [_as_graphql(v, item) for v in value]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(default)
-    return default
+        return tp(value)
+    return value
 
 
 def _build(model: type[BaseModel], output: bool) -> type:
@@ -173,8 +182,17 @@ def _build(model: type[BaseModel], output: bool) -> type:
         has_default = info.default is not PydanticUndefined and info.default is not None
         if output:
             # What the job ran with: every value the model holds, null only where it may be.
+            # A job stored before a field existed ran with its default, and shows it.
             annotations[name] = tp | None if nullable else tp
-            namespace[name] = strawberry.field(description=_description(info, tp))
+            shown = _default(info, tp)
+            namespace[name] = (
+                strawberry.field(
+                    default_factory=lambda d=shown: copy.copy(d),
+                    description=_description(info, tp),
+                )
+                if has_default
+                else strawberry.field(description=_description(info, tp))
+            )
             continue
         default = _default(info, tp)
         required = not nullable and (has_default or info.is_required())

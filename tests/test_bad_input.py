@@ -225,6 +225,61 @@ CASES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         "parameters.method",
     ),
     (
+        "no output format",
+        mutation("runReport"),
+        {"input": {**STUDY, "parameters": {"salesRatioStudy": {"outputFormats": []}}}},
+        "parameters.salesRatioStudy.outputFormats: must name at least one format; "
+        "allowed: CSV, XLSX, HTML",
+    ),
+    (
+        "an output format twice",
+        mutation("runReport"),
+        {
+            "input": {
+                **STUDY,
+                "parameters": {"salesRatioStudy": {"outputFormats": ["XLSX", "XLSX"]}},
+            }
+        },
+        "parameters.salesRatioStudy.outputFormats: XLSX is given twice",
+    ),
+    (
+        "an HTML roll",
+        mutation("runReport"),
+        {
+            "input": {
+                "reportType": "ASSESSMENT_ROLL",
+                "countyId": "TESTCO",
+                "parameters": {"assessmentRoll": {"outputFormats": ["CSV", "HTML"]}},
+            }
+        },
+        "parameters.assessmentRoll.outputFormats: HTML is not offered for this type "
+        "(it has no printable report); allowed: CSV, XLSX",
+    ),
+    (
+        "an HTML market analysis",
+        mutation("runMarketAnalysis"),
+        {
+            "input": {
+                "analysisType": "TIME_ADJUSTMENT",
+                "countyId": "TESTCO",
+                "parameters": {"timeAdjustment": {"outputFormats": ["HTML"]}},
+            }
+        },
+        "parameters.timeAdjustment.outputFormats: HTML is not offered",
+    ),
+    (
+        "an output format that is not one",
+        mutation("runMarketAnalysis"),
+        {
+            "input": {
+                "analysisType": "PRICE_TREND",
+                "countyId": "TESTCO",
+                "parameters": {"priceTrend": {"outputFormats": ["PDF"]}},
+            }
+        },
+        "outputFormats",
+    ),
+    (
         "oversized parameters",
         mutation("runReport"),
         {

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openpyxl
 import pyogrio
 import pytest
 import shapely
@@ -231,6 +232,47 @@ async def test_thin_neighborhoods_and_too_many_areas_are_said_in_warnings(
         await compute(engine, settings, kind, market_areas_input(min_sales_per_neighborhood=500))
     assert failure.value.code == "INSUFFICIENT_SALES"
     assert "minSalesPerNeighborhood" in str(failure.value)
+
+
+async def test_a_workbook_instead_of_the_csv_holds_every_table_as_numbers(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    await load_county(engine, market_area_county(COUNTY, 3000))
+    result = await compute(
+        engine,
+        settings,
+        JobKind.MARKET_ANALYSIS,
+        market_areas_input(output_formats=["xlsx"], min_sales_per_neighborhood=30),
+    )
+    # The GIS layer is the analysis itself: always written; the tables go where asked.
+    assert [f["name"] for f in result["files"]] == ["market_areas.geojson", "market_areas.xlsx"]
+    (file,) = [f for f in result["files"] if f["name"].endswith(".xlsx")]
+    book = openpyxl.load_workbook(
+        settings.resolved_results_dir / file["url"].removeprefix("/results/")
+    )
+    assert book.sheetnames == ["Neighborhoods", "Areas", "Excluded"]
+    areas = result["market_areas"]
+    hoods = list(book["Neighborhoods"].iter_rows(values_only=True))
+    assert hoods[0] == (
+        "neighborhood",
+        "area_id",
+        "sale_count",
+        "median_price_per_sqft",
+        "annual_trend_percent",
+    )
+    assert [row[:3] for row in hoods[1:]] == [
+        (n["neighborhood"], n["area_id"], n["sale_count"]) for n in areas["neighborhoods"]
+    ]
+    assert all(isinstance(row[3], float) for row in hoods[1:])
+    area_rows = list(book["Areas"].iter_rows(values_only=True))[1:]
+    assert [(r[0], r[2], r[3]) for r in area_rows] == [
+        (a["id"], "; ".join(a["neighborhoods"]), a["sale_count"]) for a in areas["areas"]
+    ]
+    excluded = list(book["Excluded"].iter_rows(values_only=True))[1:]
+    assert excluded == [
+        (e["neighborhood"], e["sale_count"]) for e in areas["excluded_neighborhoods"]
+    ]
+    assert len(excluded) == 3
 
 
 async def test_point_parcels_sold_on_one_day_give_hulls_and_a_warning(

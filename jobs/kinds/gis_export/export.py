@@ -11,9 +11,8 @@ second layer.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import shapely
@@ -21,6 +20,7 @@ from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy.orm import aliased
 
 from app.models import Assessment, Parcel, Sale
+from jobs.blocking import off_loop
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.gis_export.area import AreaOfInterest, parse_area_of_interest
@@ -61,9 +61,6 @@ ASSESSMENT_FIELDS = (
     Field("assessed_value", "float"),
 )
 SALE_FIELDS = (Field("last_sale_date", "date"), Field("last_sale_price", "float"))
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
@@ -156,7 +153,7 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
             geometry=geometry,
         ) as writer:
             async for rows in stream.partitions(params.batch_size):
-                await _off_loop(_write_batch, writer, rows, names, area, zones)
+                await off_loop(_write_batch, writer, rows, names, area, zones)
                 scanned += len(rows)
                 await ctx.progress(
                     "writing features",
@@ -165,7 +162,7 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
                     percent=5 + 90 * scanned / max(total, 1),
                 )
             if zones is not None and isinstance(writer, GeoPackageWriter | KMLWriter):
-                await _off_loop(_write_zones, writer, zones, area)
+                await off_loop(_write_zones, writer, zones, area)
             written = writer.close()
     ctx.files.append(written.path)
     return {
@@ -220,18 +217,6 @@ def layer_geometry(total: int, points: int) -> GeometryKind:
     if points == 0:
         return "polygon"
     return "point" if points == total else "mixed"
-
-
-async def _off_loop(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run blocking batch work in a thread. If the job is cancelled meanwhile (arq's timeout),
-    the batch is let finish before unwinding, so the writer's exit deletes a file that no
-    thread is still writing to."""
-    task = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        raise
 
 
 def _reorder(row: Any) -> tuple[Any, ...]:

@@ -24,9 +24,9 @@ from sqlalchemy import Text, cast, select
 
 from app.models import Parcel
 from jobs.context import RunContext
-from jobs.files import write_csv
 from jobs.kinds.market_analysis.params import ComparableMarketAreaParams
 from jobs.kinds.market_analysis.selection import load_selected_sales
+from jobs.outputs import ResultFiles
 from jobs.spec import JobFailure
 from jobs.stats.market import (
     InsufficientSalesError,
@@ -37,6 +37,24 @@ from jobs.stats.market import (
 from jobs.stats.market_areas import NeighborhoodMarket, cluster_markets, neighborhood_markets
 
 GEOJSON = "application/geo+json"
+NEIGHBORHOODS_HEADER = [
+    "neighborhood",
+    "area_id",
+    "sale_count",
+    "median_price_per_sqft",
+    "annual_trend_percent",
+]
+AREAS_HEADER = [
+    "id",
+    "name",
+    "neighborhoods",
+    "sale_count",
+    "parcel_count",
+    "median_price_per_sqft",
+    "median_sale_price",
+    "annual_trend_percent",
+]
+EXCLUDED_HEADER = ["neighborhood", "sale_count"]
 
 
 def _trend(fit: TrendFit | None) -> dict[str, Any]:
@@ -219,24 +237,16 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
         for m, label in zip(eligible, clustering.labels.tolist(), strict=True)
     ]
 
+    excluded_rows = [{"neighborhood": m.name, "sale_count": m.sales} for m in excluded]
     await ctx.progress("writing files", percent=90)
     layer = ctx.new_file("market_areas.geojson")
     layer_rows = _write_geojson(layer, features)
-    table = ctx.new_file("market_area_neighborhoods.csv")
-    table_rows = write_csv(
-        table,
-        ["neighborhood", "area_id", "sale_count", "median_price_per_sqft", "annual_trend_percent"],
-        (
-            [
-                n["neighborhood"],
-                n["area_id"],
-                n["sale_count"],
-                n["median_price_per_sqft"],
-                n["annual_trend_percent"],
-            ]
-            for n in neighborhoods
-        ),
-    )
+    async with ResultFiles(ctx, params.output_formats, "market_areas.xlsx") as out:
+        await out.main_table(
+            "market_area_neighborhoods.csv", "Neighborhoods", NEIGHBORHOODS_HEADER
+        ).write([[n[key] for key in NEIGHBORHOODS_HEADER] for n in neighborhoods])
+        out.records("Areas", AREAS_HEADER, (properties for _, properties in features))
+        out.records("Excluded", EXCLUDED_HEADER, excluded_rows)
     return {
         "trends": [],
         **_trend(county_trend),
@@ -248,14 +258,9 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
             "silhouette": clustering.silhouette,
             "areas": areas,
             "neighborhoods": neighborhoods,
-            "excluded_neighborhoods": [
-                {"neighborhood": m.name, "sale_count": m.sales} for m in excluded
-            ],
+            "excluded_neighborhoods": excluded_rows,
         },
         "warnings": warnings,
-        "files": [
-            ctx.result_file(layer, GEOJSON, layer_rows),
-            ctx.result_file(table, "text/csv", table_rows),
-        ],
+        "files": [ctx.result_file(layer, GEOJSON, layer_rows), *out.files],
         "summary": {"sales": len(sales), "sales_used": int(usable.sum())},
     }

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from typing_extensions import TypeAliasType
 
-from jobs.params import Params, SalesSelection
+from jobs.params import FileOutputs, SalesSelection
 
 TrendPeriod = TypeAliasType("TrendPeriod", Literal["month", "quarter", "year"])
 TrendGroupBy = TypeAliasType(
@@ -17,7 +17,7 @@ TrendGroupBy = TypeAliasType(
 TimeAdjustmentMethod = TypeAliasType("TimeAdjustmentMethod", Literal["loglinear", "monthly_median"])
 
 
-class PriceTrendParams(Params):
+class PriceTrendParams(FileOutputs):
     """Sales volume and prices per period, with the annual trend and its interval."""
 
     sales: SalesSelection = Field(
@@ -27,7 +27,7 @@ class PriceTrendParams(Params):
     group_by: TrendGroupBy = Field(default="none", description="one trend line per group")
 
 
-class TimeAdjustmentParams(Params):
+class TimeAdjustmentParams(FileOutputs):
     """Monthly factors that move a sale price to the valuation date."""
 
     sales: SalesSelection = Field(
@@ -41,7 +41,7 @@ class TimeAdjustmentParams(Params):
     )
 
 
-class ComparableMarketAreaParams(Params):
+class ComparableMarketAreaParams(FileOutputs):
     """Neighborhoods grouped into market areas whose time-adjusted price per square foot and
     annual trend are alike (Ward's hierarchical clustering of standardised neighborhood
     statistics; README, "Comparable market areas")."""

@@ -6,10 +6,32 @@ import dataclasses
 from typing import Any
 
 from jobs.context import RunContext
-from jobs.files import write_csv
 from jobs.kinds.market_analysis.params import PriceTrendParams
 from jobs.kinds.market_analysis.selection import load_selected_sales
+from jobs.outputs import ResultFiles
 from jobs.stats.market import log_linear_trend, trend_points, year_over_year
+
+TRENDS_HEADER = (
+    "period",
+    "group",
+    "sales_volume",
+    "average_price",
+    "median_price",
+    "median_price_per_sqft",
+)
+YEAR_OVER_YEAR_HEADER = ("year", "median_price", "change_percent")
+TREND_FIT_HEADER = (
+    "annual_trend_percent",
+    "annual_trend_ci_lower",
+    "annual_trend_ci_upper",
+    "annual_trend_ci_level",
+    "monthly_trend_percent",
+    "r_squared",
+    "fit_sales",
+    "sales",
+    "first_sale",
+    "last_sale",
+)
 
 
 async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
@@ -30,21 +52,7 @@ async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
         trend_points(sales.sale_date, sales.sale_price, sales.living_area_sqft, period="year")
     )
     await ctx.progress("writing files", processed=0, total=len(points), percent=80)
-    path = ctx.new_file("price_trend.csv")
-    rows = write_csv(
-        path,
-        [
-            "period",
-            "group",
-            "sales_volume",
-            "average_price",
-            "median_price",
-            "median_price_per_sqft",
-        ],
-        (dataclasses.astuple(p) for p in points),
-    )
-    await ctx.progress("writing files", processed=rows, total=len(points), percent=95)
-    return {
+    result: dict[str, Any] = {
         "trends": [dataclasses.asdict(p) for p in points],
         "annual_trend_percent": fit.annual_trend_pct if fit else None,
         "annual_trend_ci": (
@@ -55,21 +63,44 @@ async def run(ctx: RunContext, params: PriceTrendParams) -> dict[str, Any]:
             for y in yearly
             if y.median_price is not None
         ],
-        "files": [ctx.result_file(path, "text/csv", rows)],
-        "summary": {
-            "sales": n,
-            "period": params.period,
-            "group_by": params.group_by,
-            "first_sale": str(sales.sale_date.min()),
-            "last_sale": str(sales.sale_date.max()),
-            "trend_fit": (
-                {
-                    "monthly_trend_percent": fit.monthly_trend_pct,
-                    "r_squared": fit.r_squared,
-                    "n": fit.n,
-                }
-                if fit
-                else None
-            ),
-        },
     }
+    summary = {
+        "sales": n,
+        "period": params.period,
+        "group_by": params.group_by,
+        "first_sale": str(sales.sale_date.min()),
+        "last_sale": str(sales.sale_date.max()),
+        "trend_fit": (
+            {
+                "monthly_trend_percent": fit.monthly_trend_pct,
+                "r_squared": fit.r_squared,
+                "n": fit.n,
+            }
+            if fit
+            else None
+        ),
+    }
+    async with ResultFiles(ctx, params.output_formats, "price_trend.xlsx") as out:
+        written = await out.main_table("price_trend.csv", "Trends", TRENDS_HEADER).write(
+            [dataclasses.astuple(p) for p in points]
+        )
+        out.records("Year over year", YEAR_OVER_YEAR_HEADER, result["year_over_year"])
+        ci = result["annual_trend_ci"] or {}
+        out.table(
+            "Trend fit",
+            TREND_FIT_HEADER,
+            [
+                [
+                    result["annual_trend_percent"],
+                    ci.get("lower"),
+                    ci.get("upper"),
+                    ci.get("level"),
+                    *((fit.monthly_trend_pct, fit.r_squared, fit.n) if fit else (None, None, None)),
+                    n,
+                    sales.sale_date.min().tolist(),
+                    sales.sale_date.max().tolist(),
+                ]
+            ],
+        )
+    await ctx.progress("writing files", processed=written, total=len(points), percent=95)
+    return {**result, "files": out.files, "summary": summary}

@@ -7,11 +7,24 @@ from typing import Any
 import numpy as np
 
 from jobs.context import RunContext
-from jobs.files import write_csv
 from jobs.kinds.market_analysis.params import TimeAdjustmentParams
 from jobs.kinds.market_analysis.selection import load_selected_sales
+from jobs.outputs import ResultFiles
 from jobs.spec import JobFailure
 from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
+
+FACTORS_HEADER = ("month", "index", "factor", "sales_volume")
+ADJUSTMENT_HEADER = (
+    "valuation_date",
+    "method",
+    "median_sale_price",
+    "adjusted_median_sale_price",
+    "sales_count",
+    "annual_trend_percent",
+    "annual_trend_ci_lower",
+    "annual_trend_ci_upper",
+    "annual_trend_ci_level",
+)
 
 
 async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
@@ -38,15 +51,8 @@ async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
             strict=True,
         )
     ]
-    path = ctx.new_file("time_adjustment.csv")
-    rows = write_csv(
-        path,
-        ["month", "index", "factor", "sales_volume"],
-        ([f["month"], f["index"], f["factor"], f["sales_volume"]] for f in factors),
-    )
-    await ctx.progress("writing files", processed=rows, total=months, percent=95)
     trend = adjustment.trend
-    return {
+    result: dict[str, Any] = {
         "trends": [],
         "annual_trend_percent": trend.annual_trend_pct if trend else None,
         "annual_trend_ci": (
@@ -62,6 +68,33 @@ async def run(ctx: RunContext, params: TimeAdjustmentParams) -> dict[str, Any]:
             "adjusted_median_sale_price": adjustment.adjusted_median_price,
             "sales_count": adjustment.n_sales,
         },
-        "files": [ctx.result_file(path, "text/csv", rows)],
+    }
+    adjusted = result["time_adjustment"]
+    ci = result["annual_trend_ci"] or {}
+    async with ResultFiles(ctx, params.output_formats, "time_adjustment.xlsx") as out:
+        written = await out.main_table("time_adjustment.csv", "Factors", FACTORS_HEADER).write(
+            [[f[key] for key in FACTORS_HEADER] for f in factors]
+        )
+        out.table(
+            "Adjustment",
+            ADJUSTMENT_HEADER,
+            [
+                [
+                    adjustment.valuation_date,
+                    adjustment.method,
+                    adjusted["median_sale_price"],
+                    adjusted["adjusted_median_sale_price"],
+                    adjusted["sales_count"],
+                    result["annual_trend_percent"],
+                    ci.get("lower"),
+                    ci.get("upper"),
+                    ci.get("level"),
+                ]
+            ],
+        )
+    await ctx.progress("writing files", processed=written, total=months, percent=95)
+    return {
+        **result,
+        "files": out.files,
         "summary": {"sales": len(sales), "valuation_month": adjustment.valuation_month},
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -12,6 +11,8 @@ from app.models import Assessment, Parcel
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.report.params import AssessmentRollParams
+from jobs.kinds.report.sheets import assessment_roll_sheets
+from jobs.outputs import ResultFiles
 
 BATCH = 5000
 COLUMNS = (
@@ -68,6 +69,36 @@ async def _group_totals(
     ]
 
 
+async def _roll_totals(
+    session: AsyncSession, county_id: str, tax_year: int, parcels: int
+) -> dict[str, Any]:
+    assessed, land_total, improvement_total, assessed_total = (
+        await session.execute(
+            select(
+                func.count(Assessment.id),
+                func.coalesce(func.sum(Assessment.land_value), 0.0),
+                func.coalesce(func.sum(Assessment.improvement_value), 0.0),
+                func.coalesce(func.sum(Assessment.assessed_value), 0.0),
+            )
+            .select_from(Parcel)
+            .join(Assessment, _join(tax_year))
+            .where(Parcel.county_id == county_id)
+        )
+    ).one()
+    return {
+        "tax_year": tax_year,
+        "parcel_count": parcels,
+        "assessed_parcel_count": assessed,
+        "total_land_value": land_total,
+        "total_improvement_value": improvement_total,
+        "total_assessed_value": assessed_total,
+        "by_property_class": await _group_totals(
+            session, county_id, tax_year, Parcel.property_class
+        ),
+        "by_neighborhood": await _group_totals(session, county_id, tax_year, Parcel.neighborhood),
+    }
+
+
 async def run(ctx: RunContext, params: AssessmentRollParams) -> dict[str, Any]:
     await ctx.progress("loading roll", percent=2)
     async with ctx.sessions() as session:
@@ -91,48 +122,29 @@ async def run(ctx: RunContext, params: AssessmentRollParams) -> dict[str, Any]:
             .order_by(Parcel.parcel_id)
             .execution_options(yield_per=BATCH)
         )
-        path = ctx.new_file(f"assessment_roll_{tax_year}.csv")
         written = 0
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(COLUMNS)
+        async with ResultFiles(
+            ctx, params.output_formats, f"assessment_roll_{tax_year}.xlsx"
+        ) as out:
+            roll_table = out.main_table(f"assessment_roll_{tax_year}.csv", "Roll", COLUMNS)
             stream = await session.stream(query)
             async for rows in stream.partitions(BATCH):
-                writer.writerows(rows)
-                written += len(rows)
+                written += await roll_table.write(rows)
                 await ctx.progress(
                     "writing roll",
                     processed=written,
                     total=total,
                     percent=5 + 80 * written / max(total, 1),
                 )
-        await ctx.progress("totals", processed=written, total=total, percent=90)
-        assessed, land_total, improvement_total, assessed_total = (
-            await session.execute(
-                select(
-                    func.count(Assessment.id),
-                    func.coalesce(func.sum(Assessment.land_value), 0.0),
-                    func.coalesce(func.sum(Assessment.improvement_value), 0.0),
-                    func.coalesce(func.sum(Assessment.assessed_value), 0.0),
-                )
-                .select_from(Parcel)
-                .join(Assessment, _join(tax_year))
-                .where(Parcel.county_id == ctx.county_id)
-            )
-        ).one()
-        by_class = await _group_totals(session, ctx.county_id, tax_year, Parcel.property_class)
-        by_neighborhood = await _group_totals(session, ctx.county_id, tax_year, Parcel.neighborhood)
+            await ctx.progress("totals", processed=written, total=total, percent=90)
+            roll = await _roll_totals(session, ctx.county_id, tax_year, written)
+            assessment_roll_sheets(out, roll)
     return {
-        "assessment_roll": {
+        "assessment_roll": roll,
+        "files": out.files,
+        "summary": {
             "tax_year": tax_year,
-            "parcel_count": written,
-            "assessed_parcel_count": assessed,
-            "total_land_value": land_total,
-            "total_improvement_value": improvement_total,
-            "total_assessed_value": assessed_total,
-            "by_property_class": by_class,
-            "by_neighborhood": by_neighborhood,
+            "parcels": written,
+            "assessed_parcels": roll["assessed_parcel_count"],
         },
-        "files": [ctx.result_file(path, "text/csv", written)],
-        "summary": {"tax_year": tax_year, "parcels": written, "assessed_parcels": assessed},
     }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from typing_extensions import TypeAliasType
 
-from jobs.params import Params, SalesSelection
+from jobs.params import FileOutputs, OutputFormat, SalesSelection, output_formats_field
 from jobs.stats.ratio import DEFAULT_IQR_FACTOR, DEFAULT_QUANTILES
 
 RatioGroupBy = TypeAliasType(
@@ -39,8 +39,12 @@ CodStandard = TypeAliasType(
 )
 
 
-class SalesRatioStudyParams(Params):
+class SalesRatioStudyParams(FileOutputs):
     """An IAAO sales ratio study: assessed values against sale prices."""
+
+    html_report: ClassVar[bool] = True
+
+    output_formats: list[OutputFormat] = output_formats_field("csv", "html")
 
     tax_year: int | None = Field(
         default=None, ge=1800, le=2200, description="assessment year (default: the latest)"
@@ -83,7 +87,7 @@ class SalesRatioStudyParams(Params):
     )
 
 
-class AssessmentRollParams(Params):
+class AssessmentRollParams(FileOutputs):
     """Totals of the assessment roll, by property class and neighborhood."""
 
     tax_year: int | None = Field(

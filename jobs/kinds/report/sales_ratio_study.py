@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from typing import Any
@@ -17,6 +16,8 @@ from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.report.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
 from jobs.kinds.report.params import SalesRatioStudyParams
+from jobs.kinds.report.sheets import ratio_study_sheets
+from jobs.outputs import ResultFiles
 from jobs.sales_data import SalesColumns, load_sales
 from jobs.spec import JobFailure
 from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
@@ -33,12 +34,20 @@ from jobs.stats.ratio import (
 PRICE_STRATA = {"sale_price_quartile": 4, "sale_price_decile": 10}
 
 BATCH = 5000
-"""CSV rows per write, and so per progress event."""
+"""Sales rows per write (to each file asked for), and so per progress event."""
 
 GROUP_BATCHES = 20
 """Progress events while groups are computed: about one per twentieth of the sales."""
 
-CSV_HEADER = ("parcel_id", "sale_date", "sale_price", "assessed_value", "ratio", "group", "trimmed")
+SALES_HEADER = (
+    "parcel_id",
+    "sale_date",
+    "sale_price",
+    "assessed_value",
+    "ratio",
+    "group",
+    "trimmed",
+)
 
 
 def default_sale_window(tax_year: int) -> tuple[dt.date, dt.date]:
@@ -242,76 +251,75 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
     kept = trim_mask(ratio, params.trim, params.iqr_factor, quantiles)
     columns: tuple[npt.NDArray[Any], ...] = (
         sales.parcel_id,
-        sales.sale_date.astype(str),
+        sales.sale_date,
         sales.sale_price,
         assessed,
         np.round(ratio, 6),
-        labels if labels is not None else np.full(n, "", dtype=object),
+        labels if labels is not None else np.full(n, None, dtype=object),
         ~kept,
     )
-    header: tuple[str, ...] = CSV_HEADER
+    header: tuple[str, ...] = SALES_HEADER
     if time_adjustment is not None:
         # The ratio is taken against the adjusted price, so the file shows it too.
         columns += (np.round(price, 2),)
         header += ("time_adjusted_price",)
-    csv_path = ctx.new_file("ratio_study_sales.csv")
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
+    study = {
+        "tax_year": tax_year,
+        "sale_date_from": date_from.isoformat(),
+        "sale_date_to": date_to.isoformat(),
+        "trim": params.trim,
+        "iqr_factor": params.iqr_factor if params.trim == "iqr" else None,
+        "quantiles": list(quantiles) if params.trim == "quantile" else None,
+        "group_by": None if params.group_by == "none" else params.group_by,
+        "zip_codes": params.sales.zip_codes,
+        "neighborhoods": params.sales.neighborhoods,
+        "time_adjustment": time_adjustment,
+        "exclusions": excluded,
+        "overall": statistics_json(overall),
+        "groups": [statistics_json(g) for g in groups],
+    }
+    county_slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", ctx.county_id)
+    stem = f"ratio_study_{county_slug}_{tax_year}"
+    async with ResultFiles(ctx, params.output_formats, f"{stem}.xlsx") as out:
+        ratio_study_sheets(out, ctx.county_id, study)
+        table = out.main_table("ratio_study_sales.csv", "Sales", header)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
-            writer.writerows(zip(*(c[start:stop] for c in columns), strict=True))
+            await table.write(list(zip(*(c[start:stop].tolist() for c in columns), strict=True)))
             await ctx.progress("writing files", processed=stop, total=n, percent=78 + 14 * stop / n)
-
-    county_slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", ctx.county_id)
-    html_path = ctx.new_file(f"ratio_study_{county_slug}_{tax_year}.html")
-    write_ratio_study_html(
-        html_path,
-        RatioStudyReport(
-            county_id=ctx.county_id,
-            tax_year=tax_year,
-            sale_date_from=date_from,
-            sale_date_to=date_to,
-            trim=params.trim,
-            iqr_factor=params.iqr_factor,
-            group_by=None if params.group_by == "none" else params.group_by,
-            property_class=params.sales.property_class,
-            trim_text=trim_description(params),
-            exclusions=excluded,
-            zip_codes=params.sales.zip_codes,
-            neighborhoods=params.sales.neighborhoods,
-            time_adjustment=time_adjustment,
-            arms_length_only=params.sales.arms_length_only,
-            generated_at=dt.datetime.now(dt.UTC),
-            overall=overall,
-            groups=groups,
-            cod_range=cod_range(params.cod_standard or params.sales.property_class),
-            sale_price=price,
-            ratio=ratio,
-            trimmed=~kept,
-        ),
-    )
+        if out.wants("html"):
+            html_path = ctx.new_file(f"{stem}.html")
+            write_ratio_study_html(
+                html_path,
+                RatioStudyReport(
+                    county_id=ctx.county_id,
+                    tax_year=tax_year,
+                    sale_date_from=date_from,
+                    sale_date_to=date_to,
+                    trim=params.trim,
+                    iqr_factor=params.iqr_factor,
+                    group_by=None if params.group_by == "none" else params.group_by,
+                    property_class=params.sales.property_class,
+                    trim_text=trim_description(params),
+                    exclusions=excluded,
+                    zip_codes=params.sales.zip_codes,
+                    neighborhoods=params.sales.neighborhoods,
+                    time_adjustment=time_adjustment,
+                    arms_length_only=params.sales.arms_length_only,
+                    generated_at=dt.datetime.now(dt.UTC),
+                    overall=overall,
+                    groups=groups,
+                    cod_range=cod_range(params.cod_standard or params.sales.property_class),
+                    sale_price=price,
+                    ratio=ratio,
+                    trimmed=~kept,
+                ),
+            )
+            out.add("html", html_path, CONTENT_TYPE, n)
     await ctx.progress("writing files", processed=n, total=n, percent=96)
     return {
-        "ratio_study": {
-            "tax_year": tax_year,
-            "sale_date_from": date_from.isoformat(),
-            "sale_date_to": date_to.isoformat(),
-            "trim": params.trim,
-            "iqr_factor": params.iqr_factor if params.trim == "iqr" else None,
-            "quantiles": list(quantiles) if params.trim == "quantile" else None,
-            "group_by": None if params.group_by == "none" else params.group_by,
-            "zip_codes": params.sales.zip_codes,
-            "neighborhoods": params.sales.neighborhoods,
-            "time_adjustment": time_adjustment,
-            "exclusions": excluded,
-            "overall": statistics_json(overall),
-            "groups": [statistics_json(g) for g in groups],
-        },
-        "files": [
-            ctx.result_file(csv_path, "text/csv", n),
-            ctx.result_file(html_path, CONTENT_TYPE, n),
-        ],
+        "ratio_study": study,
+        "files": out.files,
         "summary": {
             "sales": n,
             "sales_used": overall.count_used,

@@ -1,0 +1,116 @@
+"""A report's or market analysis's result files, in the formats its caller picked.
+
+CSV is the variant's main table, the file it wrote before formats could be chosen; XLSX is one
+workbook with every table of the result as a sheet (the main table among them), so statistics
+travel with the rows they came from; HTML is a variant's printable report, which the variant
+writes itself and hands in with `add`. The main table is written batch by batch to each file
+it goes into, so a run never holds it whole in any format. Files are listed in the order the
+caller named the formats.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from jobs.blocking import off_loop
+from jobs.context import RunContext
+from jobs.xlsx import CONTENT_TYPE as XLSX_CONTENT_TYPE
+from jobs.xlsx import Sheet, XlsxWorkbook
+
+CSV_CONTENT_TYPE = "text/csv"
+
+
+class MainTable:
+    """The variant's main table: its CSV file and its sheet, whichever were asked for."""
+
+    def __init__(self, handle: TextIO | None, sheet: Sheet | None, header: Sequence[str]) -> None:
+        self._csv = csv.writer(handle) if handle is not None else None
+        self._sheet = sheet
+        self.rows = 0
+        if self._csv is not None:
+            self._csv.writerow(header)
+
+    async def write(self, rows: Iterable[Sequence[Any]]) -> int:
+        """Write one batch of rows to every file of the table; returns how many."""
+        batch = rows if isinstance(rows, list) else list(rows)
+        if self._csv is not None:
+            self._csv.writerows(batch)
+        if self._sheet is not None:
+            await off_loop(self._sheet.append, batch)
+        self.rows += len(batch)
+        return len(batch)
+
+
+class ResultFiles:
+    """The files of one run; use as an async context manager, then read `files`."""
+
+    def __init__(self, ctx: RunContext, formats: Sequence[str], workbook_name: str) -> None:
+        self.formats = tuple(formats)
+        self._ctx = ctx
+        self._stack = ExitStack()
+        self._book = XlsxWorkbook(ctx.new_file(workbook_name)) if self.wants("xlsx") else None
+        self._csv_path: Path | None = None
+        self._main: MainTable | None = None
+        self._added: dict[str, dict[str, Any]] = {}
+        self.files: list[dict[str, Any]] = []
+
+    def wants(self, output_format: str) -> bool:
+        return output_format in self.formats
+
+    def main_table(self, csv_name: str, sheet_title: str, header: Sequence[str]) -> MainTable:
+        """Open the main table (once): `csv_name` if CSV was asked for, a sheet if XLSX was."""
+        if self._main is not None:
+            raise RuntimeError("a run has one main table")
+        handle = None
+        if self.wants("csv"):
+            self._csv_path = self._ctx.new_file(csv_name)
+            handle = self._stack.enter_context(
+                self._csv_path.open("w", newline="", encoding="utf-8")
+            )
+        sheet = self._book.sheet(sheet_title, header) if self._book is not None else None
+        self._main = MainTable(handle, sheet, header)
+        return self._main
+
+    def table(self, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Another table of the result: a sheet of the workbook (CSV keeps the main table)."""
+        if self._book is not None:
+            self._book.table(title, header, rows)
+
+    def records(
+        self, title: str, header: Sequence[str], items: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """A table of a result's records, one column per key named in `header`."""
+        self.table(title, header, ([item.get(key) for key in header] for item in items))
+
+    def add(self, output_format: str, path: Path, content_type: str, rows: int | None) -> None:
+        """A file the variant wrote itself (its HTML report)."""
+        self._added[output_format] = self._ctx.result_file(path, content_type, rows)
+
+    async def __aenter__(self) -> ResultFiles:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+        if self._book is not None:
+            # Saving zips the sheets' XML: seconds for a large county, so off the loop too.
+            # It runs when unwinding as well; that is what removes openpyxl's temporary files.
+            await off_loop(self._book.close)
+        if exc_type is not None:
+            return
+        rows = self._main.rows if self._main is not None else None
+        written = dict(self._added)
+        if self._csv_path is not None:
+            written["csv"] = self._ctx.result_file(self._csv_path, CSV_CONTENT_TYPE, rows)
+        if self._book is not None:
+            written["xlsx"] = self._ctx.result_file(self._book.path, XLSX_CONTENT_TYPE, rows)
+        self.files = [written[f] for f in self.formats if f in written]
