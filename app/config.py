@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,39 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".terrafusion"), description="embedded servers' home")
     results_dir: Path | None = Field(
         default=None, description="where job files are written; default data_dir/results"
+    )
+    results_storage: str = Field(
+        default="local",
+        description="where finished job files are kept: local (RESULTS_DIR, shared by API "
+        "and workers) or s3://bucket/prefix (any S3-compatible store)",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="an S3-compatible server (https://minio.county.gov:9000); unset: AWS S3",
+    )
+    s3_region: str = Field(default="us-east-1", description="the bucket's region")
+    s3_addressing_style: Literal["path", "virtual"] | None = Field(
+        default=None,
+        description="path: endpoint/bucket/key; virtual: bucket.endpoint/key; unset: path "
+        "with S3_ENDPOINT_URL, virtual for AWS",
+    )
+    aws_access_key_id: str | None = Field(
+        default=None, description="unset: boto3's own chain (instance or task role, AWS_PROFILE)"
+    )
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    s3_part_size_mib: int = Field(
+        default=8,
+        ge=5,
+        le=5120,
+        description="workers upload files in parts of this size (S3's minimum is 5 MiB); "
+        "one part is in memory at a time",
+    )
+    s3_url_ttl_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=7 * 86400,
+        description="how long the presigned S3 link a download redirects to works",
     )
     host: str = "127.0.0.1"
     port: int = 8000
@@ -117,7 +150,7 @@ class Settings(BaseSettings):
         "default: the scheme and host of each request",
     )
     download_url_ttl_seconds: int = Field(
-        default=900, ge=10, le=7 * 86400, description="how long a signed file link works"
+        default=900, ge=1, le=7 * 86400, description="how long a signed file link works"
     )
     url_signing_secret: str | None = Field(
         default=None,
@@ -151,6 +184,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("results_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        value = value.strip()
+        if value == "local":
+            return value
+        bucket = value.removeprefix("s3://").split("/", 1)[0]
+        if not value.startswith("s3://") or not bucket:
+            raise ValueError(f"expected local or s3://bucket/prefix, not {value!r}")
+        return value
 
     @property
     def origins(self) -> list[str]:

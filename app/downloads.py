@@ -6,7 +6,9 @@ token in it: tokens in URLs end up in logs, browser history and Referer headers.
 is absolute (`PUBLIC_URL`, or the scheme and host the request came to), so a page on
 another origin can use it. API clients may still fetch `/results/<id>/<name>` with
 `Authorization: Bearer`. The secret is `URL_SIGNING_SECRET`, or one generated once into
-the data folder (mode 0600) and kept, so links survive restarts.
+the data folder (mode 0600) and kept, so links survive restarts. With S3 storage the link
+is the same, checked the same way, and answered by a redirect to a presigned GET of the
+object (jobs.storage): our check comes first, the bucket serves the bytes.
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from app.auth import AuthUnavailable, bearer_token
 from app.config import Settings
 from app.limits import error_body
 from jobs.access import ANONYMOUS_ADMIN
+from jobs.lifecycle import Lifecycle
+from jobs.storage import result_files
 
 SECRET_FILE = "url-signing.secret"
 FILE_HEADERS = {
@@ -40,6 +43,7 @@ FILE_HEADERS = {
     "img-src data:; sandbox",
     "Cache-Control": "private, max-age=0",
 }
+REDIRECT_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -147,25 +151,25 @@ async def result_file(request: Request) -> Response:
                 **{"WWW-Authenticate": "Bearer"},
             )
         caller = found
-    snap = await state.lifecycle.get(job_id, caller=caller)
-    files = _result_files(snap["result"]) if snap and snap.get("result") else []
+    lifecycle: Lifecycle = state.lifecycle
+    snap = await lifecycle.get(job_id, caller=caller)
+    files = result_files(snap["result"]) if snap and snap.get("result") else []
     match = next((f for f in files if f["name"] == name), None)
-    path = settings.resolved_results_dir / str(job_id) / name
-    # A symlink (the file's or its folder's) would serve whatever it points at.
-    if match is None or path.resolve() != path or not path.is_file():
+    if match is None:
         return _refusal(*NOT_FOUND)
-    inline = str(match["content_type"]).startswith("text/html")
+    content_type = str(match["content_type"])
+    inline = content_type.startswith("text/html")
+    try:
+        path = await lifecycle.store.locate(str(job_id), name, content_type, inline)
+    except KeyError:
+        return _refusal(*NOT_FOUND)
+    if isinstance(path, str):
+        # The bytes come from the bucket itself, by a link that works for S3_URL_TTL_SECONDS.
+        return RedirectResponse(path, status_code=307, headers=REDIRECT_HEADERS)
     return FileResponse(
         path,
-        media_type=match["content_type"],
+        media_type=content_type,
         filename=name,
         content_disposition_type="inline" if inline else "attachment",
         headers=FILE_HEADERS,
     )
-
-
-def _result_files(result: dict[str, Any]) -> list[dict[str, Any]]:
-    files = list(result.get("files") or [])
-    if isinstance(result.get("file"), dict):
-        files.append(result["file"])
-    return files

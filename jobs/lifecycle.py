@@ -36,6 +36,7 @@ from jobs.input_limits import check_input_sizes
 from jobs.naming import default_name
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec
+from jobs.storage import open_store
 from jobs.table import FINAL_STATUSES, JobStatus
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ class Lifecycle:
         self.redis = redis
         self.settings = settings
         self.metrics = metrics
+        self.store = open_store(settings)
+        """Where finished files are kept (RESULTS_STORAGE), for workers, API and sweeps."""
 
     # -- submit ---------------------------------------------------------------------------
 

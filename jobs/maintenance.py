@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, or_, select
@@ -30,6 +28,7 @@ from jobs.table import FINAL_STATUSES, JobStatus
 log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
+SWEEP_BATCH = 500
 
 
 @dataclass
@@ -109,26 +108,38 @@ async def dispatch_due(lifecycle: Lifecycle, tally: Tally) -> None:
 
 
 async def sweep_expired(lifecycle: Lifecycle, tally: Tally) -> None:
-    results_dir = lifecycle.settings.resolved_results_dir
     window = dt.timedelta(hours=lifecycle.settings.idempotency_window_hours)
     for spec in KINDS.values():
         model = spec.model
-        async with lifecycle.sessions.begin() as session:
-            gone: list[uuid.UUID] = list(
-                (
-                    await session.scalars(
-                        delete(model)
-                        .where(
-                            model.status.in_([s.value for s in FINAL_STATUSES]),
-                            model.expires_at < func.now(),
-                        )
-                        .returning(model.id)
+        expired = [
+            model.status.in_([s.value for s in FINAL_STATUSES]),
+            model.expires_at < func.now(),
+        ]
+        while True:
+            async with lifecycle.sessions() as session:
+                due = list(
+                    (
+                        await session.scalars(select(model.id).where(*expired).limit(SWEEP_BATCH))
+                    ).all()
+                )
+            # Files first: a job whose files could not be removed (its bucket unreachable)
+            # stays, to be swept again, rather than leave objects nothing refers to.
+            removed = []
+            for job_id in due:
+                try:
+                    await lifecycle.store.remove(job_id)
+                except Exception as exc:
+                    log.warning("expired job %s kept: its files not removed: %s", job_id, exc)
+                else:
+                    removed.append(job_id)
+            if removed:
+                async with lifecycle.sessions.begin() as session:
+                    gone = await session.scalars(
+                        delete(model).where(model.id.in_(removed), *expired).returning(model.id)
                     )
-                ).all()
-            )
-        for job_id in gone:
-            shutil.rmtree(results_dir / str(job_id), ignore_errors=True)
-        tally.swept += len(gone)
+                    tally.swept += len(gone.all())
+            if len(due) < SWEEP_BATCH or not removed:
+                break
     async with lifecycle.sessions.begin() as session:
         await forget_expired(session, window)
     retention = dt.timedelta(hours=lifecycle.settings.event_retention_hours)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 import uuid
 from typing import Any
 
 from arq import Retry, Worker, cron, func
 from arq.connections import RedisSettings
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError as BotoHTTPClientError
 from prometheus_client import CollectorRegistry, start_http_server
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,6 +33,7 @@ from jobs.lifecycle import RUN_JOB, Lifecycle
 from jobs.maintenance import maintain
 from jobs.registry import KINDS, metric_kinds
 from jobs.spec import BadInput, JobFailure, JobKind, KindSpec
+from jobs.storage import result_files
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     InterfaceError,
     RedisConnectionError,
     RedisTimeoutError,
+    BotoConnectionError,
+    BotoHTTPClientError,
 )
-"""Failures of the database or Redis connection: worth running the job again."""
+"""Failures of the connection to the database, Redis or the S3 store (botocore retried its
+own requests already): worth running the job again."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -182,8 +187,21 @@ class _Run:
                 return
 
 
-def _remove_files(run: RunContext) -> None:
-    shutil.rmtree(run.job_dir, ignore_errors=True)
+async def _remove_files(lifecycle: Lifecycle, run: RunContext) -> None:
+    """What the run wrote or uploaded; shielded, so a stopping worker still cleans up."""
+    try:
+        await asyncio.shield(lifecycle.store.remove(run.job_id))
+    except Exception as exc:
+        # The retention sweep removes it with the job.
+        log.warning("files of job %s not removed: %s", run.job_id, exc)
+
+
+async def _compute_and_store(lifecycle: Lifecycle, spec: KindSpec, run: RunContext) -> Any:
+    """The kind's computation, then its files into the result store: the upload is part of
+    the run, so the heartbeat, the timeout and a cancel cover it too."""
+    result = await spec.compute(run)
+    await lifecycle.store.publish(run.job_id, result_files(result))
+    return result
 
 
 async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
@@ -216,20 +234,20 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
         report_progress=claim.report,
     )
     started = time.monotonic()
-    computing = asyncio.ensure_future(spec.compute(run))
+    computing = asyncio.ensure_future(_compute_and_store(lifecycle, spec, run))
     claim.computing = computing
     heartbeat = asyncio.create_task(claim.beat(computing))
     try:
         result = await claim.outcome(computing, settings.job_timeout_seconds)
     except TimeoutError:
-        _remove_files(run)
+        await _remove_files(lifecycle, run)
         message = f"the job ran longer than {settings.job_timeout_seconds} s and was stopped"
         await lifecycle.fail(spec, claim.job_id, "TIMEOUT", message, token=claim.token)
         metrics.failed.labels(*labels, "TIMEOUT").inc()
         log.warning("job %s (%s) failed: TIMEOUT: %s", job_id, kind, message)
         return "failed"
     except (JobCancelled, asyncio.CancelledError):
-        _remove_files(run)
+        await _remove_files(lifecycle, run)
         if claim.claim_lost:
             log.info("job %s (%s) stopped: cancelled, or running elsewhere now", job_id, kind)
             return "cancelled"
@@ -248,13 +266,13 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
         raise
     except (JobFailure, BadInput) as exc:
         code = exc.code if isinstance(exc, JobFailure) else "INVALID_INPUT"
-        _remove_files(run)
+        await _remove_files(lifecycle, run)
         await lifecycle.fail(spec, claim.job_id, code, str(exc), token=claim.token)
         metrics.failed.labels(*labels, code).inc()
         log.info("job %s (%s) failed: %s: %s", job_id, kind, code, exc)
         return "failed"
     except Exception as exc:
-        _remove_files(run)
+        await _remove_files(lifecycle, run)
         if is_transient(exc):
             return await _retry_later(lifecycle, spec, claim, snap["attempts"], exc, labels)
         reference = uuid.uuid4().hex[:12]
@@ -274,7 +292,7 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
             await heartbeat
     done = await lifecycle.complete(spec, claim.job_id, claim.token, result)
     if done is None:
-        _remove_files(run)
+        await _remove_files(lifecycle, run)
         log.info("job %s (%s) stopped: cancelled as it finished", job_id, kind)
         return "cancelled"
     elapsed = time.monotonic() - started

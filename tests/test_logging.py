@@ -44,6 +44,13 @@ def test_tokens_are_redacted_wherever_they_appear() -> None:
     assert f"/graphql?token={REDACTED} HTTP/1.1" in redacted
     assert f"?x=1&token={REDACTED}&y=2" in redacted
     assert f"Bearer {REDACTED}" in redacted
+    presigned = redact(
+        "https://s3/b/k?X-Amz-Credential=AKIA1%2F2&X-Amz-Security-Token=IQo&X-Amz-Signature=9f"
+    )
+    assert presigned == (
+        f"https://s3/b/k?X-Amz-Credential={REDACTED}&X-Amz-Security-Token={REDACTED}"
+        f"&X-Amz-Signature={REDACTED}"
+    )
     assert (
         redact("no secrets here: tf_short, token_count=3")
         == "no secrets here: tf_short, token_count=3"
