@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import hmac
 import json
 import logging
@@ -344,6 +345,19 @@ async def internal_error(request: Request, exc: Exception) -> Response:
         error_body(f"internal server error (reference {reference})", "INTERNAL_SERVER_ERROR"),
         status_code=500,
     )
+
+
+def settle_heap() -> None:
+    """Move everything alive once the server is up out of the garbage collector's reach.
+
+    The schema, the ORM mappers and every imported module are hundreds of thousands of
+    objects that live as long as the process; the collector walked them all on each of its
+    full passes, about a third of a small request's CPU under load. Frozen, they are never
+    walked again; what requests allocate is collected as before. For a serving process
+    only (`terrafusion serve`): objects frozen are never freed by the cycle collector.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings) -> Starlette:

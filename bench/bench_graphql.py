@@ -84,6 +84,7 @@ async def _make_job(url: str) -> tuple[str, str, dict[str, Any]]:
             row = ReportJobRow(
                 county_id="BENCHCO",
                 owner=OWNER,
+                name="bench sales ratio study",
                 report_type="sales_ratio_study",
                 status="RUNNING",
                 progress_percent=42.0,
