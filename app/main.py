@@ -378,7 +378,12 @@ def create_app(settings: Settings) -> Starlette:
         app.state.metrics = Metrics(CollectorRegistry(), metric_kinds())
         app.state.lifecycle = Lifecycle(app.state.sessions, redis, settings, app.state.metrics)
         app.state.quota = SubscriptionQuota(settings.max_subscriptions_per_token)
-        app.state.tokens = TokenCache(app.state.sessions, settings.token_cache_seconds)
+        # Never longer than a websocket's re-check: a revoked token stops everywhere within
+        # WS_AUTH_RECHECK_SECONDS, whatever TOKEN_CACHE_SECONDS says.
+        app.state.tokens = TokenCache(
+            app.state.sessions,
+            min(settings.token_cache_seconds, settings.ws_auth_recheck_seconds),
+        )
         app.state.signer = DownloadSigner(
             signing_secret(settings), settings.download_url_ttl_seconds
         )
