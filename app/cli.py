@@ -354,10 +354,13 @@ def _run_uvicorn(app: Any, listener: socket.socket, banner: str, options: dict[s
     connections, so it comes after the start-up lines and stays in view."""
     import uvicorn
 
+    from app.main import settle_heap
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
+                settle_heap()
                 print(banner, flush=True)
 
     config = uvicorn.Config(app, log_config=None, log_level=None, lifespan="on", **options)

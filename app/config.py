@@ -142,7 +142,8 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         le=10,
-        description="how long a token's validity is reused for HTTP requests; 0 disables",
+        description="how long a token's validity is reused for HTTP requests (at most "
+        "WS_AUTH_RECHECK_SECONDS); 0 disables",
     )
     public_url: str | None = Field(
         default=None,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -53,6 +54,17 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
 
 
 @contextlib.asynccontextmanager
+async def autocommit_connection(sessions: SessionFactory) -> AsyncIterator[AsyncConnection]:
+    """A Core connection whose every statement is a transaction of its own (see `autocommit`).
+
+    For a hot read that needs no ORM: no session, no identity map, no BEGIN or ROLLBACK.
+    """
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextlib.asynccontextmanager
 async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session whose every statement is a transaction of its own, without the BEGIN and
     COMMIT (or ROLLBACK) round trips around it: asyncpg then opens no transaction at all.
@@ -61,8 +73,18 @@ async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     and for reads, which under READ COMMITTED see a snapshot per statement anyway. Never for
     several writes that must stand or fall together: those need `sessions.begin()`.
     """
-    engine: AsyncEngine = sessions.kw["bind"]
-    async with engine.connect() as conn:
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        async with sessions(bind=autocommit) as session:
-            yield session
+    async with autocommit_connection(sessions) as conn, sessions(bind=conn) as session:
+        yield session
+
+
+async def read_row(
+    sessions: SessionFactory, statement: Select[Any], params: Mapping[str, Any]
+) -> Any | None:
+    """The one row `statement` selects (None if none), for the API's hottest reads.
+
+    One round trip: a Core statement (the caller keeps one object per query, so SQLAlchemy's
+    compiled cache answers at once) on a pooled connection outside any transaction, with no
+    session, identity map or ORM loading around it.
+    """
+    async with autocommit_connection(sessions) as conn:
+        return (await conn.execute(statement, params)).one_or_none()

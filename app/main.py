@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import hmac
 import json
 import logging
@@ -350,6 +351,19 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def settle_heap() -> None:
+    """Move everything alive once the server is up out of the garbage collector's reach.
+
+    The schema, the ORM mappers and every imported module are hundreds of thousands of
+    objects that live as long as the process; the collector walked them all on each of its
+    full passes, about a third of a small request's CPU under load. Frozen, they are never
+    walked again; what requests allocate is collected as before. For a serving process
+    only (`terrafusion serve`): objects frozen are never freed by the cycle collector.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings) -> Starlette:
     """`settings` must carry resolved database and Redis URLs (see app.services)."""
 
@@ -372,7 +386,12 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.lifecycle = Lifecycle(app.state.sessions, redis, settings, app.state.metrics)
         app.state.quota = SubscriptionQuota(settings.max_subscriptions_per_token)
-        app.state.tokens = TokenCache(app.state.sessions, settings.token_cache_seconds)
+        # Never longer than a websocket's re-check: a revoked token stops everywhere within
+        # WS_AUTH_RECHECK_SECONDS, whatever TOKEN_CACHE_SECONDS says.
+        app.state.tokens = TokenCache(
+            app.state.sessions,
+            min(settings.token_cache_seconds, settings.ws_auth_recheck_seconds),
+        )
         app.state.signer = DownloadSigner(
             signing_secret(settings), settings.download_url_ttl_seconds
         )

@@ -1,10 +1,11 @@
 """The two servers the API benchmarks compare, each in a process of its own, and their clients.
 
-Ours is `app.main.create_app` under uvicorn, exactly as `terrafusion serve` runs it. The bare
-baseline is the least code that serves the same facts: a Starlette app with an asyncpg pool
-that reads the same job row for `POST /graphql` and for a websocket's first message, and one
-Redis pub/sub listener (the same redis-py client ours uses) that sends every message on the
-events channel, as it came, to every open websocket. Both run under the same uvicorn (uvloop,
+Ours is `app.main.create_app` under uvicorn as `terrafusion serve` runs it (its uvicorn
+options, the heap settled once up), without the access log. The bare baseline is the least
+code that serves the same facts: a Starlette app with an asyncpg pool that reads the same
+job row for `POST /graphql` and for a websocket's first message, and one Redis pub/sub
+listener (the same redis-py client ours uses) that sends every message on the events
+channel, as it came, to every open websocket. Both run under the same uvicorn (uvloop,
 httptools), one process each, so the difference is our code, not the server.
 
 The clients are plain asyncio: HTTP/1.1 keep-alive over raw streams (a Python client library
@@ -44,16 +45,30 @@ def _quiet() -> None:
 
 
 def _serve_ours(settings_json: str, port: int) -> None:
+    """As `terrafusion serve` runs the app: its uvicorn options, the heap settled once up."""
     import uvicorn
 
     from app.config import Settings
-    from app.main import create_app
+    from app.main import create_app, settle_heap
+    from app.websocket_server import server_options
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                settle_heap()
 
     settings = Settings.model_validate_json(settings_json)
     _quiet()
-    uvicorn.run(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **server_options(settings),
     )
+    Server(config).run()
 
 
 def bare_app(database_url: str, redis_url: str, channel: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,7 @@ class KindSpec:
     compute: Computer
     result_columns: Callable[[dict[str, Any]], dict[str, Any]] = lambda _result: {}
 
-    @property
+    @functools.cached_property
     def kind_columns(self) -> tuple[str, ...]:
         """Columns of this kind's table beyond the shared lifecycle ones."""
         from jobs.table import SHARED_COLUMNS

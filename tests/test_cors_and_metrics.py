@@ -95,3 +95,28 @@ async def test_a_revoked_token_stops_over_http_within_the_token_cache_time(
             assert time.monotonic() - revoked_at < 1.0 + 0.5, "still served past the bound"
             await asyncio.sleep(0.05)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_the_token_cache_never_outlasts_the_websocket_recheck(
+    auth_settings: Settings, engine: AsyncEngine
+) -> None:
+    """A revoked token stops within WS_AUTH_RECHECK_SECONDS over HTTP too, even when
+    TOKEN_CACHE_SECONDS is set longer."""
+    settings = auth_settings.model_copy(
+        update={"token_cache_seconds": 10.0, "ws_auth_recheck_seconds": 1.0}
+    )
+    token = await issue_token(engine, "cyd", ["report:read"])
+    query = {"query": "{ counties { countyId } }"}
+    async with serve_app(settings) as app, httpx.AsyncClient(base_url=app.url) as client:
+        assert (await client.post("/graphql", json=query, headers=bearer(token))).json() == {
+            "data": {"counties": []}
+        }
+        await revoke_token(create_session_factory(engine), "cyd")
+        revoked_at = time.monotonic()
+        while True:
+            body = (await client.post("/graphql", json=query, headers=bearer(token))).json()
+            if body.get("errors"):
+                break
+            assert time.monotonic() - revoked_at < 1.0 + 0.5, "still served past the recheck"
+            await asyncio.sleep(0.05)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
