@@ -66,7 +66,9 @@ class AreaCountChoice(enum.Enum):
 
 @strawberry.type(description="A group of neighborhoods whose markets are alike")
 class MarketArea:
-    id: str = strawberry.field(description="`MA-1`, `MA-2`, ... in order of rising price level")
+    id: str = strawberry.field(
+        description="`MA-1`, `MA-2`, ... in order of rising medianPricePerSqft"
+    )
     name: str
     neighborhoods: list[str]
     sale_count: int

@@ -22,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.demo_data import load_county
 from app.embedded import free_port
 from jobs.kinds.valuation.table import ValuationJobRow
-from tests.builders import issue_token
+from tests.builders import MARKET_GROUPS, issue_token, market_area_county
 from tests.chromium_pages import FLAGS, WIDE, ConsoleLog, at_both_widths, chromium_path
 from tests.conftest import RunningApp, WorkerControl, serve_app
 from tests.graphql_client import bearer, gql
@@ -376,4 +377,42 @@ async def test_an_out_of_range_parameter_is_shown_next_to_it_and_nothing_is_crea
     assert await page.evaluate("document.activeElement.closest('[data-path]').dataset.path") == path
     listed = await api(auth_server, token, "{ jobs { totalCount } }")
     assert listed["jobs"]["totalCount"] == 0
+    assert console.errors == []
+
+
+async def test_market_areas_are_tabled_and_drawn(
+    page: Page,
+    console: ConsoleLog,
+    auth_server: RunningApp,
+    engine: AsyncEngine,
+    token: str,
+    worker: WorkerControl,
+) -> None:
+    await load_county(engine, market_area_county("MKTAREA", 3000))
+    await worker.start()
+    await signed_in(page, auth_server, token)
+    await page.goto(f"{auth_server.url}/#/new/runMarketAnalysis")
+    await choose(page, "analysisType", "COMPARABLE_MARKET_AREA")
+    assert await page.locator('[data-path="countyId"] input').input_value() == "MKTAREA"
+    await page.get_by_role("button", name="Start Market Analysis").click()
+    await page.wait_for_url(JOB_URL)
+    await page.locator(".market-areas svg.map path.area").first.wait_for(timeout=60_000)
+
+    rows = page.locator(".market-areas tr[data-area]")
+    assert await rows.count() == 3
+    # The cheapest area first: the "value" group of tests/builders.py.
+    cheapest = await rows.first.locator("td").first.text_content() or ""
+    assert sorted(cheapest.split(", ")) == sorted(MARKET_GROUPS["value"][2])
+    # One coloured path per area, in the colour of its row's swatch.
+    drawn = page.locator(".market-areas svg.map path.area")
+    assert [await drawn.nth(i).get_attribute("data-feature") for i in range(3)] == [
+        "MA-1",
+        "MA-2",
+        "MA-3",
+    ]
+    fills = {await drawn.nth(i).get_attribute("fill") for i in range(3)}
+    assert len(fills) == 3
+    warning = await page.locator(".market ul.warnings li").first.text_content() or ""
+    assert warning.endswith("sales without a living area left out"), warning
+    await at_both_widths(page, "market-areas")
     assert console.errors == []

@@ -153,10 +153,10 @@ export function trendLines(points, valueKey, yLabel) {
     const d = rows
       .map((r, i) => `${i ? "L" : "M"}${px(index.get(r.period)).toFixed(1)} ${py(r[valueKey]).toFixed(1)}`)
       .join("");
-    root.append(svg("path", { d, class: "line", stroke: PALETTE[gi], "data-group": group }));
+    root.append(svg("path", { d, class: "line", stroke: seriesColour(gi), "data-group": group }));
     const x = PAD.left + (gi % 4) * 146;
     const y = 8 + Math.floor(gi / 4) * 18;
-    legend.append(svg("rect", { x, y, width: 10, height: 10, fill: PALETTE[gi] }));
+    legend.append(svg("rect", { x, y, width: 10, height: 10, fill: seriesColour(gi) }));
     legend.append(svg("text", { x: x + 14, y: y + 9 }, group));
   });
   root.append(legend);
@@ -171,22 +171,32 @@ export function niceLength(target) {
   return [5, 2, 1].map((m) => m * mag).find((v) => v <= target) ?? mag;
 }
 
+/** The colour of the i-th series or feature, as lines, map areas and their legends show it. */
+export function seriesColour(i) {
+  return PALETTE[i % PALETTE.length];
+}
+
 /**
  * A GeoJSON FeatureCollection's polygons and points, projected equirectangularly around
- * its centre latitude (true enough at county scale), with a scale bar.
+ * its centre latitude (true enough at county scale), with a scale bar. With `colourEach`,
+ * every feature's polygons are one path of its own colour (`seriesColour`), e.g. market areas.
  */
-export function featureMap(collection) {
-  const rings = [];
+export function featureMap(collection, { colourEach = false } = {}) {
+  const features = collection.features ?? [];
+  const ringsOf = features.map(() => []);
   const points = [];
-  const walk = (g) => {
-    if (!g) return;
-    if (g.type === "Polygon") rings.push(...g.coordinates);
-    else if (g.type === "MultiPolygon") for (const p of g.coordinates) rings.push(...p);
-    else if (g.type === "Point") points.push(g.coordinates);
-    else if (g.type === "MultiPoint") points.push(...g.coordinates);
-    else if (g.type === "GeometryCollection") g.geometries.forEach(walk);
-  };
-  for (const f of collection.features ?? []) walk(f.geometry);
+  features.forEach((f, i) => {
+    const walk = (g) => {
+      if (!g) return;
+      if (g.type === "Polygon") ringsOf[i].push(...g.coordinates);
+      else if (g.type === "MultiPolygon") for (const p of g.coordinates) ringsOf[i].push(...p);
+      else if (g.type === "Point") points.push(g.coordinates);
+      else if (g.type === "MultiPoint") points.push(...g.coordinates);
+      else if (g.type === "GeometryCollection") g.geometries.forEach(walk);
+    };
+    walk(f.geometry);
+  });
+  const rings = ringsOf.flat();
   const all = rings.flat().concat(points);
   const width = 640;
   const height = 440;
@@ -194,9 +204,9 @@ export function featureMap(collection) {
     viewBox: `0 0 ${width} ${height}`,
     class: "map",
     role: "img",
-    "aria-label": `map of ${collection.features?.length ?? 0} features`,
+    "aria-label": `map of ${features.length} features`,
   });
-  root.append(svg("title", {}, `${collection.features?.length ?? 0} features`));
+  root.append(svg("title", {}, `${features.length} features`));
   if (!all.length) return root;
   const [lon0, lon1] = extent(all.map((c) => c[0]));
   const [lat0, lat1] = extent(all.map((c) => c[1]));
@@ -209,10 +219,23 @@ export function featureMap(collection) {
   const oy = (height - 30 - spanY * scale) / 2;
   const px = (lon) => ox + (lon - lon0) * k * scale;
   const py = (lat) => oy + (lat1 - lat) * scale;
-  const d = rings
-    .map((r) => `M${r.map((c) => `${px(c[0]).toFixed(1)} ${py(c[1]).toFixed(1)}`).join("L")}Z`)
-    .join("");
-  root.append(svg("path", { d, class: "parcels", "fill-rule": "evenodd" }));
+  const path = (rs) =>
+    rs.map((r) => `M${r.map((c) => `${px(c[0]).toFixed(1)} ${py(c[1]).toFixed(1)}`).join("L")}Z`).join("");
+  if (colourEach) {
+    ringsOf.forEach((rs, i) =>
+      root.append(
+        svg("path", {
+          d: path(rs),
+          class: "area",
+          fill: seriesColour(i),
+          "fill-rule": "evenodd",
+          "data-feature": features[i].properties?.id ?? i,
+        }),
+      ),
+    );
+  } else {
+    root.append(svg("path", { d: path(rings), class: "parcels", "fill-rule": "evenodd" }));
+  }
   if (points.length) {
     const dots = points.map((c) => `M${px(c[0]).toFixed(1)} ${py(c[1]).toFixed(1)}h0`).join("");
     root.append(svg("path", { d: dots, class: "points" }));

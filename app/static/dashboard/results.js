@@ -2,7 +2,7 @@
 // chart, trend lines, the export's map, the valuation's value and comparables, and every
 // file as a link.
 
-import { featureMap, ratioScatter, trendLines } from "./charts.js";
+import { featureMap, ratioScatter, seriesColour, trendLines } from "./charts.js";
 import { bytes, count, el, fmt, money, table } from "./dom.js";
 
 /** How each statistic is shown (digits) and the name its IAAO check goes by. */
@@ -18,7 +18,7 @@ export function renderResult(ctx, job) {
   const parts = [];
   if (r.ratioStudy) parts.push(ratioStudy(ctx, r));
   if (r.assessmentRoll) parts.push(assessmentRoll(r.assessmentRoll));
-  if (r.trends) parts.push(marketAnalysis(r));
+  if (r.trends) parts.push(marketAnalysis(ctx, r));
   if (r.file && "recordCount" in r) parts.push(gisExport(ctx, r));
   if ("estimatedValue" in r || "parcelsValued" in r) parts.push(valuation(r));
   const files = [...(r.files ?? []), ...(r.file ? [r.file] : [])];
@@ -190,8 +190,11 @@ function assessmentRoll(roll) {
   );
 }
 
-function marketAnalysis(r) {
+function marketAnalysis(ctx, r) {
   const parts = [];
+  if (r.warnings?.length) {
+    parts.push(el("ul", { class: "warnings" }, r.warnings.map((w) => el("li", {}, w))));
+  }
   if (r.annualTrendPercent !== null && r.annualTrendPercent !== undefined) {
     parts.push(
       el(
@@ -268,7 +271,38 @@ function marketAnalysis(r) {
       ),
     );
   }
+  if (r.marketAreas) parts.push(marketAreas(ctx, r.marketAreas, r.files));
   return el("section", { class: "market" }, parts);
+}
+
+function marketAreas(ctx, m, files) {
+  const rows = m.areas.map((a, i) =>
+    el(
+      "tr",
+      { "data-area": a.id },
+      el("th", { scope: "row" }, el("span", { class: "swatch", style: `background: ${seriesColour(i)}` }), a.name),
+      el("td", {}, a.neighborhoods.join(", ")),
+      el("td", { class: "num" }, count(a.saleCount)),
+      el("td", { class: "num" }, money(a.medianPricePerSqft)),
+      el("td", { class: "num" }, a.annualTrendPercent === null ? "—" : `${fmt(a.annualTrendPercent, 1)}%`),
+    ),
+  );
+  const parts = [
+    el("h3", {}, `${count(m.areaCount)} market areas, prices adjusted to ${m.valuationDate}`),
+    table(["Area", "Neighborhoods", "Sales", "Median $/sq ft", "Trend a year"], rows),
+  ];
+  const layer = files.find((f) => f.contentType === "application/geo+json");
+  if (layer) {
+    const figure = el("figure", { class: "map-box" }, el("figcaption", {}, "Market areas"));
+    figure.append(el("p", { class: "help" }, "Drawing the areas…"));
+    ctx.api
+      .fetchFile(layer.url)
+      .then((response) => response.json())
+      .then((collection) => figure.replaceChild(featureMap(collection, { colourEach: true }), figure.lastChild))
+      .catch((exc) => (figure.lastChild.textContent = `could not draw the areas: ${exc.message}`));
+    parts.push(figure);
+  }
+  return el("section", { class: "market-areas" }, parts);
 }
 
 function gisExport(ctx, r) {

@@ -197,11 +197,17 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
             + ": each is a market area of its own"
         )
 
+    k = clustering.area_count
     area_of_market = np.full(len(markets), -1, dtype=np.intp)
     area_of_market[eligible_market] = clustering.labels
+    # Number the areas by the median the result shows: that of their sales.
+    levels = [np.median(adjusted_ppsf[area_of_market[market_of_sale] == a]) for a in range(k)]
+    rank = np.argsort(np.argsort(levels, kind="stable"))
+    labels = rank[clustering.labels]
+    area_of_market[eligible_market] = labels
     area_of_sale = area_of_market[market_of_sale]
-    members: list[list[NeighborhoodMarket]] = [[] for _ in range(clustering.area_count)]
-    for market, label in zip(eligible, clustering.labels.tolist(), strict=True):
+    members: list[list[NeighborhoodMarket]] = [[] for _ in range(k)]
+    for market, label in zip(eligible, labels.tolist(), strict=True):
         members[label].append(market)
 
     await ctx.progress("outlining areas", percent=75)
@@ -234,7 +240,7 @@ async def run(ctx: RunContext, params: ComparableMarketAreaParams) -> dict[str, 
             "median_price_per_sqft": m.median_price_per_sqft,
             **_trend(m.trend),
         }
-        for m, label in zip(eligible, clustering.labels.tolist(), strict=True)
+        for m, label in zip(eligible, labels.tolist(), strict=True)
     ]
 
     excluded_rows = [{"neighborhood": m.name, "sale_count": m.sales} for m in excluded]
