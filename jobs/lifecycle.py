@@ -25,6 +25,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, func, insert, literal_column, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import SessionFactory, autocommit
@@ -233,59 +234,73 @@ class Lifecycle:
         caller: Caller,
         digest: str,
     ) -> tuple[dict[str, Any], bool]:
+        if controls.idempotency_key is None:
+            # One statement: no BEGIN and COMMIT round trips around it.
+            async with autocommit(self.sessions) as session:
+                row = await self._insert_row(session, spec, valid, controls, caller)
+                return snapshot(spec, row), True
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
             key = controls.idempotency_key
-            if key is not None:
-                existing = await find_key(session, caller.name, key, window)
-                if existing is not None:
-                    if existing.request_hash != digest:
-                        raise BadInput(
-                            "idempotencyKey",
-                            f"was used for a different request (job {existing.job_id}) in the "
-                            f"last {self.settings.idempotency_window_hours:g} hours; "
-                            "send the same input or use a new key",
-                        )
-                    model = KINDS[JobKind(existing.kind)].model
-                    row = await session.get(model, existing.job_id)
-                    if row is not None:
-                        return snapshot(KINDS[JobKind(existing.kind)], row), False
-                    await session.delete(existing)
-                    await session.flush()
-            model = spec.model
-            new = insert(model).values(
-                {
-                    model.id: uuid.uuid4(),
-                    model.county_id: valid.county_id,
-                    model.owner: caller.name,
-                    model.visibility: controls.visibility.value,
-                    model.team: caller.team,
-                    model.name: controls.name or default_name(spec, valid),
-                    model.description: controls.description,
-                    model.parameters_json: valid.parameters,
-                    model.priority: controls.priority,
-                    model.scheduled_for: controls.scheduled_for,
-                    model.retention_days: controls.retention_days,
-                    model.message: None
-                    if controls.due()
-                    else f"scheduled for {controls.scheduled_for}",
-                    model.change_seq: next_change_seq(),
-                    **{getattr(model, name): value for name, value in valid.columns.items()},
-                }
-            )
-            row = (await session.execute(with_change_log(spec, new))).scalar_one()
-            if key is not None:
-                session.add(
-                    IdempotencyKey(
-                        caller=caller.name,
-                        key=key,
-                        kind=spec.kind.value,
-                        job_id=row.id,
-                        request_hash=digest,
+            existing = await find_key(session, caller.name, key, window)
+            if existing is not None:
+                if existing.request_hash != digest:
+                    raise BadInput(
+                        "idempotencyKey",
+                        f"was used for a different request (job {existing.job_id}) in the "
+                        f"last {self.settings.idempotency_window_hours:g} hours; "
+                        "send the same input or use a new key",
                     )
-                )
+                model = KINDS[JobKind(existing.kind)].model
+                found = await session.get(model, existing.job_id)
+                if found is not None:
+                    return snapshot(KINDS[JobKind(existing.kind)], found), False
+                await session.delete(existing)
                 await session.flush()
+            row = await self._insert_row(session, spec, valid, controls, caller)
+            session.add(
+                IdempotencyKey(
+                    caller=caller.name,
+                    key=key,
+                    kind=spec.kind.value,
+                    job_id=row.id,
+                    request_hash=digest,
+                )
+            )
+            await session.flush()
             return snapshot(spec, row), True
+
+    async def _insert_row(
+        self,
+        session: AsyncSession,
+        spec: KindSpec,
+        valid: Any,
+        controls: Controls,
+        caller: Caller,
+    ) -> Any:
+        """INSERT the PENDING row with its change-log row, in `session`'s transaction."""
+        model = spec.model
+        new = insert(model).values(
+            {
+                model.id: uuid.uuid4(),
+                model.county_id: valid.county_id,
+                model.owner: caller.name,
+                model.visibility: controls.visibility.value,
+                model.team: caller.team,
+                model.name: controls.name or default_name(spec, valid),
+                model.description: controls.description,
+                model.parameters_json: valid.parameters,
+                model.priority: controls.priority,
+                model.scheduled_for: controls.scheduled_for,
+                model.retention_days: controls.retention_days,
+                model.message: None
+                if controls.due()
+                else f"scheduled for {controls.scheduled_for}",
+                model.change_seq: next_change_seq(),
+                **{getattr(model, name): value for name, value in valid.columns.items()},
+            }
+        )
+        return (await session.execute(with_change_log(spec, new))).scalar_one()
 
     async def enqueue(self, kind: JobKind, job_id: uuid.UUID, priority: int) -> bool:
         """Queue a due job; False when arq already holds it (enqueueing is idempotent).
