@@ -240,19 +240,27 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
     await ctx.progress("writing files", processed=0, total=n, percent=78)
     ratio = assessed / price
     kept = trim_mask(ratio, params.trim, params.iqr_factor, quantiles)
-    columns: tuple[npt.NDArray[Any], ...] = (
-        sales.parcel_id,
-        sales.sale_date.astype(str),
-        sales.sale_price,
-        assessed,
-        np.round(ratio, 6),
-        labels if labels is not None else np.full(n, "", dtype=object),
-        ~kept,
-    )
+    trimmed = ~kept
+
+    def csv_rows(start: int, stop: int) -> Any:
+        """One batch of the file's rows, its text columns made for that batch only: whole
+        columns of date strings and rounded copies would double the job's memory."""
+        columns: list[Any] = [
+            sales.parcel_id[start:stop],
+            sales.sale_date[start:stop].astype(str),
+            sales.sale_price[start:stop],
+            assessed[start:stop],
+            np.round(ratio[start:stop], 6),
+            labels[start:stop] if labels is not None else [""] * (stop - start),
+            trimmed[start:stop],
+        ]
+        if time_adjustment is not None:
+            # The ratio is taken against the adjusted price, so the file shows it too.
+            columns.append(np.round(price[start:stop], 2))
+        return zip(*columns, strict=True)
+
     header: tuple[str, ...] = CSV_HEADER
     if time_adjustment is not None:
-        # The ratio is taken against the adjusted price, so the file shows it too.
-        columns += (np.round(price, 2),)
         header += ("time_adjusted_price",)
     csv_path = ctx.new_file("ratio_study_sales.csv")
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
@@ -260,7 +268,7 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
         writer.writerow(header)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
-            writer.writerows(zip(*(c[start:stop] for c in columns), strict=True))
+            writer.writerows(csv_rows(start, stop))
             await ctx.progress("writing files", processed=stop, total=n, percent=78 + 14 * stop / n)
 
     county_slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", ctx.county_id)
@@ -288,7 +296,7 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             cod_range=cod_range(params.cod_standard or params.sales.property_class),
             sale_price=price,
             ratio=ratio,
-            trimmed=~kept,
+            trimmed=trimmed,
         ),
     )
     await ctx.progress("writing files", processed=n, total=n, percent=96)
