@@ -68,6 +68,7 @@ async def _make_jobs(sessions: SessionFactory, count: int) -> list[uuid.UUID]:
                     "id": job_id,
                     "county_id": "BENCH",
                     "owner": "bench",
+                    "name": "bench job",
                     "report_type": "assessment_roll",
                     "change_seq": 0,
                 }
