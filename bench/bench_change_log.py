@@ -4,20 +4,22 @@
     python bench/bench_change_log.py --writers 1     # no contention: the per-change cost
 
 Every logged state change is one statement (a data-modifying CTE: the job row's UPDATE and
-its `job_changes` row) and takes the writers' advisory lock just before drawing its number,
-holding it to commit, so numbers are handed out in commit order (see jobs/changes.py). The
-price is that concurrent state changes commit one at a time. This measures state changes
-per second from concurrent writers, each in its own transaction on its own jobs, for:
+its `job_changes` row) and takes the change log's advisory lock *shared* just before drawing
+its number, holding it to commit; readers take it exclusive for one statement to learn the
+settled end (see jobs/changes.py). This measures state changes per second from concurrent
+writers, each in its own transaction on its own jobs, for:
 
 - baseline: the bare compare-and-set UPDATE ... RETURNING, as before the change log;
 - log, no lock: the same with the log row and a bare `nextval` (not safe: shows the insert);
-- log + lock: what `Lifecycle.transition` runs.
+- log + exclusive lock (before): every writer took the lock exclusively to commit, so
+  logged changes committed one at a time;
+- log + shared lock (shipped): what `Lifecycle.transition` runs now.
 
 The ratio to the baseline (same run, same rows) is what to compare across machines. With
 `--raw` the same statements (compiled once, with their values inlined) run on bare asyncpg
 connections, without SQLAlchemy's per-statement Python work, which shows the database's
-own cost: the lock makes logged changes commit one at a time, so their rate is about one
-over the commit (WAL flush) time, whatever the number of writers.
+own cost: the exclusive lock made logged changes commit one at a time, so their rate was
+about one over the commit (WAL flush) time, whatever the number of writers.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from _support import (
 )
 
 from app.db import SessionFactory, create_engine, create_session_factory
-from jobs.changes import CHANGE_SEQ, next_change_seq, with_change_log
+from jobs.changes import CHANGE_LOCK, CHANGE_SEQ, next_change_seq, with_change_log
 from jobs.registry import KINDS
 from jobs.spec import JobKind
 
@@ -66,6 +68,7 @@ async def _make_jobs(sessions: SessionFactory, count: int) -> list[uuid.UUID]:
                     "id": job_id,
                     "county_id": "BENCH",
                     "owner": "bench",
+                    "name": "bench job",
                     "report_type": "assessment_roll",
                     "change_seq": 0,
                 }
@@ -83,8 +86,11 @@ def _statement(variant: str, job_id: uuid.UUID, n: int) -> Any:
     )
     if variant == "baseline":
         return change.returning(MODEL)
-    if variant == "log + lock":
+    if variant == "log + shared lock (shipped)":
         seq = next_change_seq()
+    elif variant == "log + exclusive lock (before)":
+        lock = select(func.pg_advisory_xact_lock(CHANGE_LOCK).label("held")).subquery("lock")
+        seq = select(CHANGE_SEQ.next_value()).select_from(lock).scalar_subquery()
     else:
         seq = select(CHANGE_SEQ.next_value()).scalar_subquery()
     return with_change_log(SPEC, change.values(change_seq=seq))
@@ -139,7 +145,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--raw", action="store_true", help="bare asyncpg, no SQLAlchemy")
     args = parser.parse_args()
-    variants = ["baseline", "log, no lock", "log + lock"]
+    variants = [
+        "baseline",
+        "log, no lock",
+        "log + exclusive lock (before)",
+        "log + shared lock (shipped)",
+    ]
     with scratch_database(args.server_url, "tf_bench_changes") as url:
         print_machine({"database": asyncio.run(server_version(url))})
         rates: dict[str, list[float]] = {v: [] for v in variants}

@@ -15,7 +15,12 @@ import uuid
 from collections.abc import Iterable
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from redis.exceptions import WatchError
 
 from app.config import Settings
@@ -32,6 +37,17 @@ def arq_job_timeout(settings: Settings) -> int:
 
 def in_progress_ttl_ms(settings: Settings) -> int:
     return (arq_job_timeout(settings) + ARQ_IN_PROGRESS_MARGIN_SECONDS) * 1000
+
+
+async def held_by_arq(redis: ArqRedis, job_ids: Iterable[uuid.UUID]) -> list[bool]:
+    """Whether arq already holds each job (its job or result key exists), in one pipelined
+    round trip: arq refuses to enqueue those, and asking it one job at a time costs a
+    WATCHed transaction each, which for hundreds of queued jobs kept a worker's loop busy."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(job_key_prefix + str(job_id), result_key_prefix + str(job_id))
+        counts: list[int] = await pipe.execute()
+    return [count > 0 for count in counts]
 
 
 async def forget(redis: ArqRedis, settings: Settings, job_id: uuid.UUID) -> None:

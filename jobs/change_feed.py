@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
 
-from app.db import SessionFactory
+from app.db import SessionFactory, autocommit
 from jobs.access import Caller
-from jobs.changes import JobChange
+from jobs.changes import JobChange, settled_end
 from jobs.lifecycle import snapshot
 from jobs.registry import KINDS
 from jobs.spec import JobKind
@@ -108,9 +108,9 @@ def latest_changes(after: int, until: int, where: ChangeFilter) -> Select[Any]:
 
 
 async def log_end(sessions: SessionFactory) -> int:
-    """The newest change number (0 for an empty log)."""
-    async with sessions() as session:
-        return int(await session.scalar(select(func.max(JobChange.seq))) or 0)
+    """The log's settled end (`jobs.changes.settled_end`); 0 for an empty log."""
+    async with autocommit(sessions) as session:
+        return int(await session.scalar(settled_end()) or 0)
 
 
 async def read_changes(
@@ -122,15 +122,15 @@ async def read_changes(
 ) -> ChangePage:
     """One page of changes after `after`, as the jobs' current states.
 
-    The log's end is read first; by the writers' lock everything up to it is final, so the
-    page covers (after, end] exactly. A job that moves again while the page is read is left
+    The log's settled end is read first: everything up to it is final, so the page covers
+    (after, end] exactly. A job that moves again while the page is read is left
     for the page (or the live event) of its newer change, so no state is sent twice.
     """
     if not where.kinds:
         return ChangePage([], after, True)
     limit = limit or PAGE
-    async with sessions() as session:
-        end = int(await session.scalar(select(func.max(JobChange.seq))) or 0)
+    async with autocommit(sessions) as session:
+        end = int(await session.scalar(settled_end()) or 0)
         keys = (await session.execute(latest_changes(after, end, where).limit(limit))).all()
         complete = len(keys) < limit
         position = end if complete else keys[-1].seq

@@ -9,16 +9,22 @@ after n", read as current states.
 
 Ordering: a sequence value is drawn when a transaction writes, but transactions commit in
 their own order. With a bare `nextval`, a reader could see 11 committed while 10 is still
-in flight, move past 11 and never look back at 10. Every writer therefore takes one
-transaction-scoped advisory lock immediately before it draws its number and keeps it until
-it commits (`next_change_seq`): numbers are handed out in commit order, so a reader that
-sees change n knows every smaller number is committed or never will be (a rolled-back
-writer leaves a hole, never a late row). We prefer this to reading up to a horizon such as
-`pg_snapshot_xmin` because a published event is then in order as soon as it arrives: the
-listener delivers it at once and reads the log only when it sees a gap. The price is that
-state changes commit one at a time (each holds the lock for its commit, well under a
-millisecond locally); progress ticks are not logged (see `Lifecycle.progress`), so the
-busiest writes never queue on it.
+in flight, move past 11 and never look back at 10. So writers and readers meet at one
+advisory lock, in two modes. Every writer takes it *shared* immediately before it draws its
+number and keeps it until it commits (`next_change_seq`): writers never wait for each
+other, and commit in parallel. A reader takes it *exclusive* for one statement to learn
+where the log ends (`settled_end`): it is granted once no writer that might hold a number
+is in flight, so every number up to the sequence's last one is committed or never will be
+(a rolled-back writer leaves a hole, never a late row), and every later writer draws a
+larger one. A reader that sees change n therefore never skips a smaller number committed
+later. The price is the reader's: it waits for the writers in flight to commit (each is one
+statement, or a submission's short transaction), and writers that come while it waits
+queue behind it for that moment. We prefer this to reading up to a horizon such as
+`pg_snapshot_xmin`, where any long transaction with an xid (an import's upsert runs for
+seconds) would hold every feed back until it ended: only change-log writers take this lock.
+Before, writers took the lock exclusively and held it through each commit's WAL flush, so
+logged changes committed one at a time (BENCHMARKS.md, section 5). Progress ticks are not
+logged (see `Lifecycle.progress`), so the busiest writes never meet the lock at all.
 """
 
 from __future__ import annotations
@@ -40,12 +46,15 @@ from sqlalchemy import (
     String,
     Update,
     Uuid,
+    case,
+    column,
     delete,
     func,
     insert,
     literal,
     select,
 )
+from sqlalchemy import table as table_clause
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from app.db import SessionFactory
@@ -54,7 +63,7 @@ from jobs.spec import BadInput, KindSpec
 
 CHANGE_SEQ = Sequence("job_changes_seq", metadata=Base.metadata)
 CHANGE_LOCK = 0x7466_6368_616E_6765
-"""The advisory lock key ("tfchange") that orders change-log writers."""
+"""The advisory lock key ("tfchange"): shared by change-log writers, exclusive for readers."""
 
 
 class JobChange(Base):
@@ -80,13 +89,31 @@ class CursorExpired(Exception):
 
 
 def next_change_seq() -> ScalarSelect[Any]:
-    """The next change number, drawn under the writers' lock (held to commit; see above).
+    """The next change number, drawn under the shared lock (held to commit; see above).
 
     An uncorrelated subquery runs once, when the statement first needs it: an UPDATE that
     matches no row takes neither the lock nor a number.
     """
-    lock = select(func.pg_advisory_xact_lock(CHANGE_LOCK).label("held")).subquery("change_lock")
+    lock = select(func.pg_advisory_xact_lock_shared(CHANGE_LOCK).label("held")).subquery("shared")
     return select(CHANGE_SEQ.next_value()).select_from(lock).scalar_subquery()
+
+
+def settled_end() -> Select[tuple[int]]:
+    """The log's end for a reader: every change up to it is committed or never will be.
+
+    The exclusive lock, once granted, means no writer holds a number in flight; the
+    sequence's last value is read after it (an uncorrelated subquery runs when the row that
+    follows the lock is projected), and a sequence is not transactional (its one row always
+    shows the latest number drawn), so this needs no fresh snapshot. Run it as a statement
+    of its own, outside a transaction (`autocommit`), so the lock ends with it: held longer
+    it would stop every writer.
+    """
+    lock = select(func.pg_advisory_xact_lock(CHANGE_LOCK).label("held")).subquery("barrier")
+    state = table_clause(CHANGE_SEQ.name, column("last_value", BigInteger), column("is_called"))
+    drawn = select(
+        case((state.c.is_called, state.c.last_value), else_=state.c.last_value - 1)
+    ).scalar_subquery()
+    return select(drawn).select_from(lock)
 
 
 def with_change_log(spec: KindSpec, stmt: Update | Insert) -> Select[Any]:

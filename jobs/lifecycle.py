@@ -25,6 +25,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from sqlalchemy import (
+    ClauseElement,
     ColumnElement,
     Select,
     bindparam,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import SessionFactory, autocommit, read_row
@@ -183,6 +185,11 @@ class Controls:
         return self.scheduled_for is None or self.scheduled_for <= dt.datetime.now(dt.UTC)
 
 
+def _bound(model: Any, name: str) -> Any:
+    """A parameter for the value of column attribute `name`, typed as the column."""
+    return bindparam(f"tf_{name}", type_=getattr(model, name).type)
+
+
 def expires_in(model: Any) -> ColumnElement[Any]:
     """A finished job's expiry: now plus its retention."""
     return func.now() + model.retention_days * literal_column("interval '1 day'")
@@ -200,6 +207,8 @@ class Lifecycle:
         self.metrics = metrics
         self.store = open_store(settings)
         """Where finished files are kept (RESULTS_STORAGE), for workers, API and sweeps."""
+        self._templates: dict[tuple[Any, ...], Any] = {}
+        """Statements built once per kind and shape (see `transition`), run with new values."""
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -262,59 +271,79 @@ class Lifecycle:
         caller: Caller,
         digest: str,
     ) -> tuple[dict[str, Any], bool]:
+        if controls.idempotency_key is None:
+            # One statement: no BEGIN and COMMIT round trips around it.
+            async with autocommit(self.sessions) as session:
+                row = await self._insert_row(session, spec, valid, controls, caller)
+                return snapshot(spec, row), True
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
             key = controls.idempotency_key
-            if key is not None:
-                existing = await find_key(session, caller.name, key, window)
-                if existing is not None:
-                    if existing.request_hash != digest:
-                        raise BadInput(
-                            "idempotencyKey",
-                            f"was used for a different request (job {existing.job_id}) in the "
-                            f"last {self.settings.idempotency_window_hours:g} hours; "
-                            "send the same input or use a new key",
-                        )
-                    model = KINDS[JobKind(existing.kind)].model
-                    row = await session.get(model, existing.job_id)
-                    if row is not None:
-                        return snapshot(KINDS[JobKind(existing.kind)], row), False
-                    await session.delete(existing)
-                    await session.flush()
-            model = spec.model
-            new = insert(model).values(
-                {
-                    model.id: uuid.uuid4(),
-                    model.county_id: valid.county_id,
-                    model.owner: caller.name,
-                    model.visibility: controls.visibility.value,
-                    model.team: caller.team,
-                    model.name: controls.name or default_name(spec, valid),
-                    model.description: controls.description,
-                    model.parameters_json: valid.parameters,
-                    model.priority: controls.priority,
-                    model.scheduled_for: controls.scheduled_for,
-                    model.retention_days: controls.retention_days,
-                    model.message: None
-                    if controls.due()
-                    else f"scheduled for {controls.scheduled_for}",
-                    model.change_seq: next_change_seq(),
-                    **{getattr(model, name): value for name, value in valid.columns.items()},
-                }
-            )
-            row = (await session.execute(with_change_log(spec, new))).scalar_one()
-            if key is not None:
-                session.add(
-                    IdempotencyKey(
-                        caller=caller.name,
-                        key=key,
-                        kind=spec.kind.value,
-                        job_id=row.id,
-                        request_hash=digest,
+            existing = await find_key(session, caller.name, key, window)
+            if existing is not None:
+                if existing.request_hash != digest:
+                    raise BadInput(
+                        "idempotencyKey",
+                        f"was used for a different request (job {existing.job_id}) in the "
+                        f"last {self.settings.idempotency_window_hours:g} hours; "
+                        "send the same input or use a new key",
                     )
-                )
+                model = KINDS[JobKind(existing.kind)].model
+                found = await session.get(model, existing.job_id)
+                if found is not None:
+                    return snapshot(KINDS[JobKind(existing.kind)], found), False
+                await session.delete(existing)
                 await session.flush()
+            row = await self._insert_row(session, spec, valid, controls, caller)
+            session.add(
+                IdempotencyKey(
+                    caller=caller.name,
+                    key=key,
+                    kind=spec.kind.value,
+                    job_id=row.id,
+                    request_hash=digest,
+                )
+            )
+            await session.flush()
             return snapshot(spec, row), True
+
+    async def _insert_row(
+        self,
+        session: AsyncSession,
+        spec: KindSpec,
+        valid: Any,
+        controls: Controls,
+        caller: Caller,
+    ) -> Any:
+        """INSERT the PENDING row with its change-log row, in `session`'s transaction.
+
+        The statement is built once per kind and set of kind columns (as a transition's
+        `template`), every value bound.
+        """
+        model = spec.model
+        values: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "county_id": valid.county_id,
+            "owner": caller.name,
+            "visibility": controls.visibility.value,
+            "team": caller.team,
+            "name": controls.name or default_name(spec, valid),
+            "description": controls.description,
+            "parameters_json": valid.parameters,
+            "priority": controls.priority,
+            "scheduled_for": controls.scheduled_for,
+            "retention_days": controls.retention_days,
+            "message": None if controls.due() else f"scheduled for {controls.scheduled_for}",
+            **valid.columns,
+        }
+        key = (spec.kind, "submit", tuple(values))
+        query = self._templates.get(key)
+        if query is None:
+            columns = {getattr(model, name): _bound(model, name) for name in values}
+            new = insert(model).values({**columns, model.change_seq: next_change_seq()})
+            query = self._templates[key] = with_change_log(spec, new)
+        params = {f"tf_{name}": value for name, value in values.items()}
+        return (await session.execute(query, params)).scalar_one()
 
     async def enqueue(self, kind: JobKind, job_id: uuid.UUID, priority: int) -> bool:
         """Queue a due job; False when arq already holds it (enqueueing is idempotent).
@@ -369,29 +398,58 @@ class Lifecycle:
         *,
         where: Iterable[ColumnElement[bool]] = (),
         logged: bool = True,
+        claim: uuid.UUID | None = None,
+        template: str | None = None,
         **values: Any,
     ) -> dict[str, Any] | None:
         """Compare-and-set: apply `values` only while the status is one of `expected`.
 
-        `where` adds conditions (the run's claim, a stale heartbeat). Returns the new
+        `where` adds conditions (a stale heartbeat), `claim` the run's token. Returns the new
         snapshot, already published, or None when the job was not in an expected state
         (someone else moved it first). A `logged` change takes the next change number and
         writes its change-log row in the same statement.
+
+        `template` names the call site's statement: its conditions and SQL expressions are
+        the same on every call, so the statement is built (and its cache key computed)
+        once per kind and set of columns, and only the plain values (and id and claim) are
+        bound anew. Building it is most of the Python cost of a transition.
         """
         model = spec.model
-        stmt = (
-            update(model)
-            .where(model.id == job_id, model.status.in_([s.value for s in expected]), *where)
-            .values(version=model.version + 1, updated_at=func.now(), **values)
-        )
-        if logged:
-            query = with_change_log(spec, stmt.values(change_seq=next_change_seq()))
-        else:
-            query = stmt.returning(model)  # type: ignore[assignment]
+        key = (spec.kind, template, logged, claim is not None, tuple(values))
+        query = self._templates.get(key) if template is not None else None
+        params: dict[str, Any] = {"tf_job_id": job_id}
+        if claim is not None:
+            params["tf_claim"] = claim
+        bound = {}
+        for name, value in values.items():
+            if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
+                bound[name] = value
+            else:
+                params[f"tf_{name}"] = value
+                bound[name] = _bound(model, name)
+        if query is None:
+            conditions = [*where]
+            if claim is not None:
+                token = bindparam("tf_claim", type_=model.run_token.type)
+                conditions.append(model.run_token == token)
+            stmt = (
+                update(model)
+                .where(
+                    model.id == bindparam("tf_job_id", type_=model.id.type),
+                    model.status.in_([s.value for s in expected]),
+                    *conditions,
+                )
+                .values(version=model.version + 1, updated_at=func.now(), **bound)
+            )
+            if logged:
+                query = with_change_log(spec, stmt.values(change_seq=next_change_seq()))
+            else:
+                query = stmt.returning(model)
+            query = query.execution_options(synchronize_session=False)
+            if template is not None:
+                self._templates[key] = query
         async with autocommit(self.sessions) as session:
-            row = (
-                await session.execute(query.execution_options(synchronize_session=False))
-            ).scalar_one_or_none()
+            row = (await session.execute(query, params)).scalar_one_or_none()
             snap = snapshot(spec, row) if row is not None else None
         if snap is not None:
             await self.publish(snap, logged=logged)
@@ -408,6 +466,7 @@ class Lifecycle:
             job_id,
             [JobStatus.PENDING],
             where=[or_(model.scheduled_for.is_(None), model.scheduled_for <= func.now())],
+            template="start",
             status=JobStatus.RUNNING,
             run_token=token,
             heartbeat_at=func.now(),
@@ -458,7 +517,8 @@ class Lifecycle:
             spec,
             job_id,
             [JobStatus.RUNNING],
-            where=[spec.model.run_token == token],
+            claim=token,
+            template="progress",
             logged=False,
             progress_step=step,
             progress_processed=processed,
@@ -475,7 +535,8 @@ class Lifecycle:
             spec,
             job_id,
             [JobStatus.RUNNING],
-            where=[spec.model.run_token == token],
+            claim=token,
+            template="complete",
             status=JobStatus.COMPLETED,
             result_json=result,
             completed_at=func.now(),
@@ -499,13 +560,13 @@ class Lifecycle:
     ) -> dict[str, Any] | None:
         """End a run FAILED; with `token`, only while that run still holds the claim."""
         conditions = list(where)
-        if token is not None:
-            conditions.append(spec.model.run_token == token)
         return await self.transition(
             spec,
             job_id,
             [JobStatus.RUNNING, JobStatus.PENDING],
             where=conditions,
+            claim=token,
+            template=None if conditions else f"fail, claim {token is not None}",
             status=JobStatus.FAILED,
             error_code=code,
             error_message=message,
@@ -559,7 +620,7 @@ class Lifecycle:
                 f"job {job_id} is shared with you by {row.owner}; only they or an "
                 f"admin may have it {action}",
             )
-        snap = await self.transition(spec, job_id, expected, **values)
+        snap = await self.transition(spec, job_id, expected, template=action, **values)
         if snap is None:
             current = await self.get(job_id)
             allowed = " or ".join(s.value for s in expected)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, or_, select
 
-from jobs.arq_claims import forget, release_dead_claims
+from jobs.arq_claims import forget, held_by_arq, release_dead_claims
 from jobs.changes import log_size, prune
 from jobs.idempotency import forget_expired
 from jobs.lifecycle import Lifecycle
@@ -97,8 +97,10 @@ async def dispatch_due(lifecycle: Lifecycle, tally: Tally) -> None:
             ).all()
         # Only a row unchanged for the stale window can hold a claim that old.
         refused = {}
-        for job_id, priority, quiet in due:
-            if await lifecycle.enqueue(spec.kind, job_id, priority):
+        held = await held_by_arq(lifecycle.redis, [job_id for job_id, _, _ in due]) if due else []
+        for (job_id, priority, quiet), queued in zip(due, held, strict=True):
+            # A job arq already holds is refused by `enqueue` too; asked first, all at once.
+            if not queued and await lifecycle.enqueue(spec.kind, job_id, priority):
                 tally.dispatched += 1
             elif quiet:
                 refused[job_id] = priority

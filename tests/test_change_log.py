@@ -97,7 +97,7 @@ async def test_every_state_change_is_logged_with_its_job_and_the_job_knows_its_c
     assert final["version"] > len(rows)
 
 
-async def test_a_writer_holds_the_change_lock_to_commit_so_a_reader_never_skips_it(
+async def test_writers_commit_in_parallel_and_a_reader_waits_for_one_in_flight_never_skipping_it(
     app_server: RunningApp, county: str, engine: AsyncEngine
 ) -> None:
     held_job, other_job = await submit(app_server), await submit(app_server)
@@ -113,29 +113,76 @@ async def test_a_writer_holds_the_change_lock_to_commit_so_a_reader_never_skips_
         )
         held_seq = (await held.execute(with_change_log(spec, change))).scalar_one().change_seq
         async with engine.connect() as probe:
+            # Writers share the lock; a reader's exclusive turn waits for this one.
+            assert await probe.scalar(
+                text(f"SELECT pg_try_advisory_xact_lock_shared({CHANGE_LOCK})")
+            )
             assert not await probe.scalar(text(f"SELECT pg_try_advisory_xact_lock({CHANGE_LOCK})"))
-        # A second writer queues behind the open transaction instead of committing a
-        # higher number first, so a reader now sees neither, and skips neither later.
-        cancelling = asyncio.create_task(
-            lifecycle.cancel(parse_job_id(other_job["id"]), ANONYMOUS_ADMIN)
+        # A second writer does not queue behind the open transaction: it commits a higher
+        # number first.
+        cancelled = await asyncio.wait_for(
+            lifecycle.cancel(parse_job_id(other_job["id"]), ANONYMOUS_ADMIN), timeout=30
         )
-        done, _ = await asyncio.wait({cancelling}, timeout=0.5)
+        assert cancelled["change_seq"] == held_seq + 1
+        # So a reader must not move past it yet: it waits for the writer in flight.
+        reading = asyncio.create_task(read_changes(lifecycle.sessions, before))
+        done, _ = await asyncio.wait({reading}, timeout=0.5)
         assert not done
-        early = await read_changes(lifecycle.sessions, before)
-        assert early.snapshots == [] and early.position < held_seq
-    cancelled = await cancelling
-    assert cancelled["change_seq"] == held_seq + 1
-    late = await read_changes(lifecycle.sessions, early.position)
-    assert [(s["id"], s["change_seq"]) for s in late.snapshots] == [
+    page = await reading
+    assert [(s["id"], s["change_seq"]) for s in page.snapshots] == [
         (held_job["id"], held_seq),
         (other_job["id"], held_seq + 1),
     ]
+    assert page.complete and page.position == held_seq + 1
     # A compare-and-set that matches nothing takes neither the lock nor a number.
     missed = await lifecycle.transition(
         spec, parse_job_id(other_job["id"]), [JobStatus.RUNNING], message="too late"
     )
     assert missed is None
     assert (await submit(app_server))["changeCursor"] == encode_cursor(held_seq + 2)
+
+
+async def test_many_writers_at_once_leave_a_log_a_reader_replays_without_a_gap(
+    app_server: RunningApp, county: str, engine: AsyncEngine
+) -> None:
+    """Writers committing in parallel, readers reading meanwhile: every change a reader
+    passes is one it delivered, so a replay from any position it reported misses none."""
+    jobs = [await submit(app_server) for _ in range(8)]
+    lifecycle = app_server.app.state.lifecycle
+    spec = KINDS[JobKind.REPORT]
+    start = min(int(job["changeCursor"], 16) for job in jobs)
+    delivered: dict[str, int] = {}
+    positions: list[int] = []
+
+    async def writer(job: dict[str, Any]) -> None:
+        for n in range(15):
+            snap = await lifecycle.transition(
+                spec, parse_job_id(job["id"]), [JobStatus.PENDING], message=f"change {n}"
+            )
+            assert snap is not None
+
+    async def reader(stop: asyncio.Event) -> None:
+        position = start
+        while True:
+            last = stop.is_set()
+            page = await read_changes(lifecycle.sessions, position)
+            for snap in page.snapshots:
+                assert snap["change_seq"] > position
+                delivered[snap["id"]] = max(delivered.get(snap["id"], 0), snap["change_seq"])
+            positions.append(page.position)
+            position = page.position
+            if last and page.complete:
+                return
+
+    stop = asyncio.Event()
+    reading = asyncio.create_task(reader(stop))
+    await asyncio.gather(*(writer(job) for job in jobs))
+    stop.set()
+    await reading
+    rows = await log_rows(engine)
+    latest = {str(r["job_id"]): r["seq"] for r in rows if r["seq"] > start}
+    assert delivered == latest
+    assert positions == sorted(positions)
 
 
 async def test_a_client_resuming_after_an_api_restart_gets_exactly_what_it_missed(

@@ -249,19 +249,27 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
     await ctx.progress("writing files", processed=0, total=n, percent=78)
     ratio = assessed / price
     kept = trim_mask(ratio, params.trim, params.iqr_factor, quantiles)
-    columns: tuple[npt.NDArray[Any], ...] = (
-        sales.parcel_id,
-        sales.sale_date,
-        sales.sale_price,
-        assessed,
-        np.round(ratio, 6),
-        labels if labels is not None else np.full(n, None, dtype=object),
-        ~kept,
-    )
+    trimmed = ~kept
+
+    def batch_rows(start: int, stop: int) -> list[tuple[Any, ...]]:
+        """One batch of the sales table's rows, its columns made for that batch only: whole
+        rounded or listed copies of a million-sale column would add to the job's peak memory."""
+        columns: list[list[Any]] = [
+            sales.parcel_id[start:stop].tolist(),
+            sales.sale_date[start:stop].tolist(),
+            sales.sale_price[start:stop].tolist(),
+            assessed[start:stop].tolist(),
+            np.round(ratio[start:stop], 6).tolist(),
+            labels[start:stop].tolist() if labels is not None else [None] * (stop - start),
+            trimmed[start:stop].tolist(),
+        ]
+        if time_adjustment is not None:
+            # The ratio is taken against the adjusted price, so the file shows it too.
+            columns.append(np.round(price[start:stop], 2).tolist())
+        return list(zip(*columns, strict=True))
+
     header: tuple[str, ...] = SALES_HEADER
     if time_adjustment is not None:
-        # The ratio is taken against the adjusted price, so the file shows it too.
-        columns += (np.round(price, 2),)
         header += ("time_adjusted_price",)
     study = {
         "tax_year": tax_year,
@@ -285,7 +293,7 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
         table = out.main_table("ratio_study_sales.csv", "Sales", header)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
-            await table.write(list(zip(*(c[start:stop].tolist() for c in columns), strict=True)))
+            await table.write(batch_rows(start, stop))
             await ctx.progress("writing files", processed=stop, total=n, percent=78 + 14 * stop / n)
         if out.wants("html"):
             html_path = ctx.new_file(f"{stem}.html")
@@ -312,7 +320,7 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
                     cod_range=cod_range(params.cod_standard or params.sales.property_class),
                     sale_price=price,
                     ratio=ratio,
-                    trimmed=~kept,
+                    trimmed=trimmed,
                 ),
             )
             out.add("html", html_path, CONTENT_TYPE, n)
