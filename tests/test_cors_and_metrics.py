@@ -89,10 +89,12 @@ async def test_a_revoked_token_stops_over_http_within_the_token_cache_time(
         await revoke_token(create_session_factory(engine), "cal")
         revoked_at = time.monotonic()
         while True:
+            # Judged by when the request left: the answer may arrive late on a loaded machine.
+            sent = time.monotonic()
             body = (await client.post("/graphql", json=query, headers=bearer(token))).json()
             if body.get("errors"):
                 break
-            assert time.monotonic() - revoked_at < 1.0 + 0.5, "still served past the bound"
+            assert sent - revoked_at < 1.0 + 0.1, "still served past the bound"
             await asyncio.sleep(0.05)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -114,9 +116,11 @@ async def test_the_token_cache_never_outlasts_the_websocket_recheck(
         await revoke_token(create_session_factory(engine), "cyd")
         revoked_at = time.monotonic()
         while True:
+            # Judged by when the request left: the answer may arrive late on a loaded machine.
+            sent = time.monotonic()
             body = (await client.post("/graphql", json=query, headers=bearer(token))).json()
             if body.get("errors"):
                 break
-            assert time.monotonic() - revoked_at < 1.0 + 0.5, "still served past the recheck"
+            assert sent - revoked_at < 1.0 + 0.1, "still served past the recheck"
             await asyncio.sleep(0.05)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 
 import numpy as np
 import pytest
@@ -297,14 +296,12 @@ async def test_load_county_fills_the_tables(engine: AsyncEngine, county: DemoCou
     assert await table_counts(engine, "DEMO") == expected
 
 
-async def test_load_demo_county_20k_in_seconds(engine: AsyncEngine):
-    started = time.perf_counter()
+async def test_load_demo_county_20k(engine: AsyncEngine):
+    """Its speed is bench/bench_import.py's to measure, not a timed test's."""
     report = await load_demo_county(engine, "BIG", 20_000, seed=3)
-    elapsed = time.perf_counter() - started
 
     generated = generate_county("BIG", 20_000, seed=3)
     expected = (20_000, len(generated.sales), 20_000 * generated.years)
     assert await table_counts(engine, "BIG") == expected
     assert (report.parcels.rows, report.sales.rows, report.assessments.rows) == expected
     assert str(report).startswith("20,000 parcels, ")
-    assert elapsed < 20, f"20k parcels took {elapsed:.1f}s to generate and load"
