@@ -34,6 +34,7 @@ from jobs.changes import next_change_seq, with_change_log
 from jobs.idempotency import IdempotencyKey, find_key, request_hash
 from jobs.input_limits import check_input_sizes
 from jobs.naming import default_name
+from jobs.origin import Origin
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec
 from jobs.table import FINAL_STATUSES, JobStatus
@@ -101,6 +102,9 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "last_retry_at": iso(row.last_retry_at),
         "completed_at": iso(row.completed_at),
+        "template_id": str(row.template_id) if row.template_id else None,
+        "schedule_id": str(row.schedule_id) if row.schedule_id else None,
+        "late": row.late,
     }
 
 
@@ -174,21 +178,35 @@ class Lifecycle:
 
     # -- submit ---------------------------------------------------------------------------
 
-    async def submit(
+    async def check(
         self, kind: JobKind, raw_input: Mapping[str, Any], caller: Caller
+    ) -> tuple[Any, Controls]:
+        """Everything a run input must pass, writing nothing: what `submit` and a saved
+        template (jobs.templates) validate alike."""
+        caller.require(kind, "run")
+        check_input_sizes(raw_input)
+        controls = Controls.parse(raw_input, self.settings)
+        async with autocommit(self.sessions) as session:
+            valid = await KINDS[kind].validate(session, raw_input, self.settings)
+        return valid, controls
+
+    async def submit(
+        self,
+        kind: JobKind,
+        raw_input: Mapping[str, Any],
+        caller: Caller,
+        origin: Origin | None = None,
     ) -> dict[str, Any]:
         """Validate, insert PENDING (owned by `caller`), enqueue. Bad input raises BadInput
         and writes nothing; a caller without `<kind>:run` gets Forbidden.
 
         With an idempotency key already used by `caller` within the window, the existing job
-        comes back instead (same request), or BadInput (a different one).
+        comes back instead (same request), or BadInput (a different one). A schedule's
+        `origin` takes its due time in the job's transaction, or raises AlreadyRun.
         """
-        caller.require(kind, "run")
         spec = KINDS[kind]
-        check_input_sizes(raw_input)
-        controls = Controls.parse(raw_input, self.settings)
-        async with autocommit(self.sessions) as session:
-            valid = await spec.validate(session, raw_input, self.settings)
+        origin = origin or Origin()
+        valid, controls = await self.check(kind, raw_input, caller)
         digest = request_hash(
             {
                 "kind": kind.value,
@@ -204,10 +222,10 @@ class Lifecycle:
             }
         )
         try:
-            snap, created = await self._insert(spec, valid, controls, caller, digest)
+            snap, created = await self._insert(spec, valid, controls, caller, digest, origin)
         except IntegrityError:
             # A concurrent request with the same key inserted first: answer as it did.
-            snap, created = await self._insert(spec, valid, controls, caller, digest)
+            snap, created = await self._insert(spec, valid, controls, caller, digest, origin)
         if not created:
             return snap
         if controls.due():
@@ -232,6 +250,7 @@ class Lifecycle:
         controls: Controls,
         caller: Caller,
         digest: str,
+        origin: Origin,
     ) -> tuple[dict[str, Any], bool]:
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
@@ -270,10 +289,14 @@ class Lifecycle:
                     if controls.due()
                     else f"scheduled for {controls.scheduled_for}",
                     model.change_seq: next_change_seq(),
+                    model.template_id: origin.template_id,
+                    model.schedule_id: origin.schedule_id,
+                    model.late: origin.late,
                     **{getattr(model, name): value for name, value in valid.columns.items()},
                 }
             )
             row = (await session.execute(with_change_log(spec, new))).scalar_one()
+            await origin.claim(session, spec.kind.value, row.id)
             if key is not None:
                 session.add(
                     IdempotencyKey(
