@@ -151,7 +151,9 @@ class Schedule:
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field(description='The cron in words, e.g. "At 06:00 on day 1 of every month".')
+    @strawberry.field(
+        description='The cron in words, e.g. "At 06:00 on the first day of every month".'
+    )
     def description(self) -> str:
         return describe(self.cron, self.timezone)
 
