@@ -311,3 +311,35 @@ async def test_a_revoked_owner_runs_nothing_and_the_schedule_says_why(
     assert utc(after["nextRunAt"]) == due + dt.timedelta(days=1)
     assert await scheduled_jobs(url, **root) == []
     await lifecycle.sessions.kw["bind"].dispose()
+
+
+async def test_schedules_are_seen_with_their_template_and_steered_by_their_owner(
+    auth_server: RunningApp, county: str, engine: AsyncEngine
+) -> None:
+    url = auth_server.url
+    alice = bearer(await issue_token(engine, "alice", ["report:run"], team="north"))
+    dave = bearer(await issue_token(engine, "dave", ["report:run"], team="north"))
+    bob = bearer(await issue_token(engine, "bob", ["report:run"], team="south"))
+    root = bearer(await issue_token(engine, "root", ["admin"]))
+    shared = {"report": {**ROLL["report"], "visibility": "TEAM"}}
+    body = await gql(url, TEMPLATE, {"input": shared}, **alice)
+    template = body["data"]["createJobTemplate"]["id"]
+    made = await gql(url, CREATE, {"t": template, "cron": "0 6 * * 1", "tz": "UTC"}, **alice)
+    sid = made["data"]["createSchedule"]["id"]
+
+    def ids(body: dict[str, Any]) -> list[str]:
+        return [s["id"] for s in body["data"]["schedules"]]
+
+    assert ids(await gql(url, LIST, {"t": None}, **dave)) == [sid]
+    assert ids(await gql(url, LIST, {"t": None}, **bob)) == []
+    assert (await gql(url, ONE, {"id": sid}, **bob))["data"]["schedule"] is None
+    assert error(await gql(url, PAUSE, {"id": sid}, **dave))[0] == "FORBIDDEN"
+    assert error(await gql(url, DELETE, {"id": sid}, **dave))[0] == "FORBIDDEN"
+    assert error(await gql(url, PAUSE, {"id": sid}, **bob))[0] == "NOT_FOUND"
+    # A teammate may schedule the shared template: the schedule and its jobs are theirs.
+    own = await gql(url, CREATE, {"t": template, "cron": "0 7 * * 1", "tz": "UTC"}, **dave)
+    assert own["data"]["createSchedule"]["owner"] == "dave"
+    refused = await gql(url, CREATE, {"t": template, "cron": "0 7 * * 1", "tz": "UTC"}, **bob)
+    assert error(refused) == ("BAD_USER_INPUT", "templateId")
+    assert (await gql(url, PAUSE, {"id": sid}, **root))["data"]["pauseSchedule"]["paused"]
+    assert (await gql(url, DELETE, {"id": sid}, **alice))["data"]["deleteSchedule"] == sid
