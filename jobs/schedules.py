@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 MAX_CRON = 128
 DUE_BATCH = 100
 MAX_UPCOMING = 50
+MAX_SCHEDULES = 500
 
 CallerOf = Callable[[str | None], Awaitable[Caller | None]]
 """The caller a schedule's owner is now (app.auth), None when its token is gone."""
@@ -249,9 +250,13 @@ async def resume_schedule(
     """Go on from the next due time after now: the paused ones are not made up for."""
     async with sessions() as session:
         row = await session.get(Schedule, schedule_id)
-    after = dt.datetime.now(dt.UTC)
-    upcoming = due_after(row.cron, row.timezone, after)[0] if row is not None else after
-    return await _steer(sessions, schedule_id, caller, "resume", paused=False, next_run_at=upcoming)
+    values: dict[str, Any] = {}
+    if row is not None and row.paused:
+        values.update(
+            paused=False,
+            next_run_at=due_after(row.cron, row.timezone, dt.datetime.now(dt.UTC))[0],
+        )
+    return await _steer(sessions, schedule_id, caller, "resume", **values)
 
 
 async def delete_schedule(sessions: SessionFactory, schedule_id: uuid.UUID, caller: Caller) -> None:
@@ -261,14 +266,15 @@ async def delete_schedule(sessions: SessionFactory, schedule_id: uuid.UUID, call
 async def list_schedules(
     sessions: SessionFactory, caller: Caller, template_id: uuid.UUID | None
 ) -> list[dict[str, Any]]:
-    """The schedules of every template `caller` sees, soonest first (paused last)."""
+    """The schedules of every template `caller` sees, soonest first (paused last), at most
+    MAX_SCHEDULES."""
     kinds = [k.value for k in caller.readable_kinds()]
     query = (
         select(Schedule, JobTemplate.kind)
         .join(JobTemplate, JobTemplate.id == Schedule.template_id)
         .where(JobTemplate.kind.in_(kinds), caller.visible(JobTemplate))
         .order_by(Schedule.paused, Schedule.next_run_at, Schedule.id)
-        .limit(MAX_UPCOMING * 10)
+        .limit(MAX_SCHEDULES)
     )
     if template_id is not None:
         query = query.where(Schedule.template_id == template_id)

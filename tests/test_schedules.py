@@ -138,6 +138,8 @@ async def test_schedule_crud_and_monthly_runs_across_dst(
     body = await gql(url, UPCOMING, {"id": schedule["id"], "n": 0})
     assert error(body) == ("BAD_USER_INPUT", "count")
 
+    active = (await gql_data(url, RESUME, {"id": schedule["id"]}))["resumeSchedule"]
+    assert active["paused"] is False and utc(active["nextRunAt"]) == next_run
     paused = (await gql_data(url, PAUSE, {"id": schedule["id"]}))["pauseSchedule"]
     assert paused["paused"] is True and paused["nextRunAt"] is None
     resumed = (await gql_data(url, RESUME, {"id": schedule["id"]}))["resumeSchedule"]
