@@ -36,7 +36,7 @@ from jobs.input_limits import check_input_sizes
 from jobs.naming import default_name
 from jobs.origin import Origin
 from jobs.registry import KINDS
-from jobs.spec import BadInput, JobKind, KindSpec
+from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.table import FINAL_STATUSES, JobStatus
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class Lifecycle:
 
     async def check(
         self, kind: JobKind, raw_input: Mapping[str, Any], caller: Caller
-    ) -> tuple[Any, Controls]:
+    ) -> tuple[ValidatedInput, Controls]:
         """Everything a run input must pass, writing nothing: what `submit` and a saved
         template (jobs.templates) validate alike."""
         caller.require(kind, "run")
