@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
 import types
 import typing
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.scalars import JSON
 
 from jobs.access import Visibility
-from jobs.params import graphql_name
 from jobs.schedules import MAX_UPCOMING, describe, due_after
 from jobs.spec import JobKind
 from jobs.templates import branch
+from schema.convert import build
 from schema.job_types import RUN_INPUTS
 
 
@@ -70,32 +68,51 @@ JobRunOverrides = _branches(
 )
 
 
-def _graphql_value(tp: Any, value: Any) -> Any:
-    """A stored run-input value in GraphQL spelling (camelCase keys, enum names), read by
-    the input type's hints, so the result is a valid `JobRunInput` value again."""
-    if value is None:
-        return None
+_saved: dict[type, type] = {}
+
+
+def _saved_type(tp: Any) -> Any:
+    """The output twin of an input annotation: the same scalars and enums, every input
+    object mirrored as an object whose fields are all nullable (a saved input holds what
+    was given and GraphQL's defaults, nothing more)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _graphql_value(inner, value)
+        return _saved_type(inner)
     if origin is list:
         (item,) = typing.get_args(tp)
-        return [_graphql_value(item, v) for v in value]
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(value).name
+        return list[_saved_type(item)]  # type: ignore[misc]
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        return {
-            graphql_name(key): _graphql_value(hints[key], v)
-            for key, v in value.items()
-            if key in hints
-        }
-    return value
+        return saved_type(tp)
+    return tp
 
 
-def saved_input(kind: JobKind, run_input: dict[str, Any]) -> dict[str, Any]:
-    return {graphql_name(branch(kind)): _graphql_value(RUN_INPUTS[kind], run_input)}
+def saved_type(input_type: type) -> type:
+    """`RunReportInput` -> `SavedRunReportInput`, and so on for the inputs inside it."""
+    known = _saved.get(input_type)
+    if known is not None:
+        return known
+    hints = typing.get_type_hints(input_type)
+    definition = input_type.__strawberry_definition__  # type: ignore[attr-defined]
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__module__": __name__, "__annotations__": annotations}
+    for field in definition.fields:
+        annotations[field.python_name] = _saved_type(hints[field.python_name]) | None
+        namespace[field.python_name] = strawberry.field(default=None, description=field.description)
+    name = f"Saved{definition.name}"
+    cls = type(name, (), namespace)
+    _saved[input_type] = strawberry.type(
+        cls, name=name, description=f"A saved {definition.name}, as given."
+    )
+    return _saved[input_type]
+
+
+JobRunInputSaved = saved_type(JobRunInput)
+
+
+def saved_input(kind: JobKind, run_input: dict[str, Any]) -> Any:
+    """The stored run input (the lifecycle's spelling) as the typed `SavedJobRunInput`."""
+    return build(JobRunInputSaved, {branch(kind): run_input})
 
 
 @strawberry.type(description="A named, saved run input; run it with runFromTemplate.")
@@ -109,9 +126,9 @@ class JobTemplate:
         description="its input's visibility: who else sees the template (and its jobs)"
     )
     county_id: str
-    input: JSON = strawberry.field(
-        description="the saved input as a JobRunInput value (its kind's branch), as given "
-        "or as last updated"
+    input: JobRunInputSaved = strawberry.field(  # type: ignore[valid-type]
+        description="the saved input under its kind's branch, as given (with GraphQL's "
+        "defaults) or as last updated"
     )
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -13,7 +13,9 @@ from tests.builders import issue_token
 from tests.conftest import RunningApp
 from tests.graphql_client import bearer, gql, gql_data
 
-TEMPLATE = "id kind name description owner visibility countyId input createdAt updatedAt"
+TEMPLATE = """id kind name description owner visibility countyId createdAt updatedAt
+  input { report { countyId reportType name visibility priority
+    parameters { salesRatioStudy { groupBy iqrFactor trim } assessmentRoll { taxYear } } } }"""
 CREATE = f"""
 mutation($name: String!, $input: JobRunInput!, $description: String) {{
   createJobTemplate(name: $name, input: $input, description: $description) {{ {TEMPLATE} }}
@@ -63,12 +65,18 @@ async def test_template_crud_and_run_with_overrides(app_server: RunningApp, coun
     assert saved["description"] == "for the board"
     assert saved["countyId"] == county
     assert saved["visibility"] == "PRIVATE"
-    # The saved input reads back as a JobRunInput value: it saves again as it is.
+    # The saved input reads back typed, with GraphQL's defaults filled in.
     report = saved["input"]["report"]
-    assert report["reportType"] == "SALES_RATIO_STUDY"
+    assert (report["reportType"], report["name"], report["priority"]) == (
+        "SALES_RATIO_STUDY",
+        "Neighborhood ratio study",
+        0,
+    )
+    assert report["visibility"] == "PRIVATE"
     study = report["parameters"]["salesRatioStudy"]
     assert (study["groupBy"], study["iqrFactor"], study["trim"]) == ("NEIGHBORHOOD", 2.0, "IQR")
-    copy = await gql_data(url, CREATE, {"name": "Copy", "input": saved["input"]})
+    assert report["parameters"]["assessmentRoll"] is None
+    copy = await gql_data(url, CREATE, {"name": "Copy", "input": {"report": STUDY}})
     assert copy["createJobTemplate"]["input"] == saved["input"]
 
     listed = (await gql_data(url, LIST, {"kind": "REPORT"}))["jobTemplates"]
