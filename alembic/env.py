@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db import async_url
 from app.models import Base
 from app.services import open_services
-from jobs import changes, idempotency, registry  # noqa: F401  (register their tables)
+from jobs import changes, idempotency, origin, registry, schedules, templates  # noqa: F401  (register their tables)
 
 config = context.config
 target_metadata = Base.metadata

@@ -143,6 +143,18 @@ async def authenticate(sessions: SessionFactory, token: str | None) -> Caller | 
     return Caller.of(row.name, row.permissions, row.team) if row is not None else None
 
 
+async def caller_named(sessions: SessionFactory, name: str | None) -> Caller | None:
+    """The caller an active token of this name is now; for work done in its name later (a
+    schedule's runs), so a revoked token or a narrowed one stops it."""
+    if name is None:
+        return None
+    async with sessions() as session:
+        row = await session.scalar(
+            select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
+        )
+    return Caller.of(row.name, row.permissions, row.team) if row is not None else None
+
+
 class TokenCache:
     """`authenticate`'s answers (refusals too) reused for `ttl` seconds; `size` tokens at most.
 

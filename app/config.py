@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=600.0, gt=0, description="how often expired jobs and their files are deleted"
     )
+    schedule_late_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a schedule's job created longer than this after its due time is marked "
+        "late (so is one standing in for due times missed while no worker ran)",
+    )
     retention_days: int = Field(default=30, ge=1, le=3650)
     event_retention_hours: float = Field(
         default=72.0,

@@ -47,8 +47,9 @@ from jobs.changes import next_change_seq, with_change_log
 from jobs.idempotency import IdempotencyKey, find_key, request_hash
 from jobs.input_limits import check_input_sizes
 from jobs.naming import default_name
+from jobs.origin import Origin
 from jobs.registry import KINDS
-from jobs.spec import BadInput, JobKind, KindSpec
+from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.storage import open_store
 from jobs.table import FINAL_STATUSES, JobStatus
 
@@ -130,6 +131,9 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "last_retry_at": iso(row.last_retry_at),
         "completed_at": iso(row.completed_at),
+        "template_id": str(row.template_id) if row.template_id else None,
+        "schedule_id": str(row.schedule_id) if row.schedule_id else None,
+        "late": row.late,
     }
 
 
@@ -212,21 +216,35 @@ class Lifecycle:
 
     # -- submit ---------------------------------------------------------------------------
 
-    async def submit(
+    async def check(
         self, kind: JobKind, raw_input: Mapping[str, Any], caller: Caller
+    ) -> tuple[ValidatedInput, Controls]:
+        """Everything a run input must pass, writing nothing: what `submit` and a saved
+        template (jobs.templates) validate alike."""
+        caller.require(kind, "run")
+        check_input_sizes(raw_input)
+        controls = Controls.parse(raw_input, self.settings)
+        async with autocommit(self.sessions) as session:
+            valid = await KINDS[kind].validate(session, raw_input, self.settings)
+        return valid, controls
+
+    async def submit(
+        self,
+        kind: JobKind,
+        raw_input: Mapping[str, Any],
+        caller: Caller,
+        origin: Origin | None = None,
     ) -> dict[str, Any]:
         """Validate, insert PENDING (owned by `caller`), enqueue. Bad input raises BadInput
         and writes nothing; a caller without `<kind>:run` gets Forbidden.
 
         With an idempotency key already used by `caller` within the window, the existing job
-        comes back instead (same request), or BadInput (a different one).
+        comes back instead (same request), or BadInput (a different one). A schedule's
+        `origin` takes its due time in the job's transaction, or raises AlreadyRun.
         """
-        caller.require(kind, "run")
         spec = KINDS[kind]
-        check_input_sizes(raw_input)
-        controls = Controls.parse(raw_input, self.settings)
-        async with autocommit(self.sessions) as session:
-            valid = await spec.validate(session, raw_input, self.settings)
+        origin = origin or Origin()
+        valid, controls = await self.check(kind, raw_input, caller)
         digest = request_hash(
             {
                 "kind": kind.value,
@@ -242,10 +260,10 @@ class Lifecycle:
             }
         )
         try:
-            snap, created = await self._insert(spec, valid, controls, caller, digest)
+            snap, created = await self._insert(spec, valid, controls, caller, digest, origin)
         except IntegrityError:
             # A concurrent request with the same key inserted first: answer as it did.
-            snap, created = await self._insert(spec, valid, controls, caller, digest)
+            snap, created = await self._insert(spec, valid, controls, caller, digest, origin)
         if not created:
             return snap
         if controls.due():
@@ -270,41 +288,46 @@ class Lifecycle:
         controls: Controls,
         caller: Caller,
         digest: str,
+        origin: Origin,
     ) -> tuple[dict[str, Any], bool]:
-        if controls.idempotency_key is None:
+        if controls.idempotency_key is None and origin.schedule_id is None:
             # One statement: no BEGIN and COMMIT round trips around it.
             async with autocommit(self.sessions) as session:
-                row = await self._insert_row(session, spec, valid, controls, caller)
+                row = await self._insert_row(session, spec, valid, controls, caller, origin)
                 return snapshot(spec, row), True
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
             key = controls.idempotency_key
-            existing = await find_key(session, caller.name, key, window)
-            if existing is not None:
-                if existing.request_hash != digest:
-                    raise BadInput(
-                        "idempotencyKey",
-                        f"was used for a different request (job {existing.job_id}) in the "
-                        f"last {self.settings.idempotency_window_hours:g} hours; "
-                        "send the same input or use a new key",
+            if key is not None:
+                existing = await find_key(session, caller.name, key, window)
+                if existing is not None:
+                    if existing.request_hash != digest:
+                        raise BadInput(
+                            "idempotencyKey",
+                            f"was used for a different request (job {existing.job_id}) in the "
+                            f"last {self.settings.idempotency_window_hours:g} hours; "
+                            "send the same input or use a new key",
+                        )
+                    model = KINDS[JobKind(existing.kind)].model
+                    found = await session.get(model, existing.job_id)
+                    if found is not None:
+                        return snapshot(KINDS[JobKind(existing.kind)], found), False
+                    await session.delete(existing)
+                    await session.flush()
+            row = await self._insert_row(session, spec, valid, controls, caller, origin)
+            # A schedule's due time is taken in the job's own transaction (or AlreadyRun).
+            await origin.claim(session, spec.kind.value, row.id)
+            if key is not None:
+                session.add(
+                    IdempotencyKey(
+                        caller=caller.name,
+                        key=key,
+                        kind=spec.kind.value,
+                        job_id=row.id,
+                        request_hash=digest,
                     )
-                model = KINDS[JobKind(existing.kind)].model
-                found = await session.get(model, existing.job_id)
-                if found is not None:
-                    return snapshot(KINDS[JobKind(existing.kind)], found), False
-                await session.delete(existing)
-                await session.flush()
-            row = await self._insert_row(session, spec, valid, controls, caller)
-            session.add(
-                IdempotencyKey(
-                    caller=caller.name,
-                    key=key,
-                    kind=spec.kind.value,
-                    job_id=row.id,
-                    request_hash=digest,
                 )
-            )
-            await session.flush()
+                await session.flush()
             return snapshot(spec, row), True
 
     async def _insert_row(
@@ -314,6 +337,7 @@ class Lifecycle:
         valid: Any,
         controls: Controls,
         caller: Caller,
+        origin: Origin,
     ) -> Any:
         """INSERT the PENDING row with its change-log row, in `session`'s transaction.
 
@@ -334,6 +358,9 @@ class Lifecycle:
             "scheduled_for": controls.scheduled_for,
             "retention_days": controls.retention_days,
             "message": None if controls.due() else f"scheduled for {controls.scheduled_for}",
+            "template_id": origin.template_id,
+            "schedule_id": origin.schedule_id,
+            "late": origin.late,
             **valid.columns,
         }
         key = (spec.kind, "submit", tuple(values))

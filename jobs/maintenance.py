@@ -6,6 +6,8 @@
   Redis that restarted empty) is enqueued; arq refuses duplicates, so this is idempotent;
   one whose arq claim is older than `stale_after` (its worker died between arq's claim and
   RUNNING: jobs.arq_claims) has that claim freed and is enqueued again;
+- schedules: every schedule that is due creates its job (jobs.schedules); every worker may
+  try, and the key on schedule and due time lets one job through;
 - sweep: finished jobs past their expiry go, with their files, and publish nothing; the
   change log drops what is older than EVENT_RETENTION_HOURS, and its size goes to /metrics.
 """
@@ -18,11 +20,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, or_, select
 
+from app.auth import caller_named
+from jobs.access import ANONYMOUS_ADMIN, Caller
 from jobs.arq_claims import forget, held_by_arq, release_dead_claims
 from jobs.changes import log_size, prune
 from jobs.idempotency import forget_expired
 from jobs.lifecycle import Lifecycle
 from jobs.registry import KINDS
+from jobs.schedules import run_due_schedules
 from jobs.table import FINAL_STATUSES, JobStatus
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class Tally:
     reclaimed: int = 0
     swept: int = 0
     pruned: int = 0
+    scheduled: int = 0
 
 
 async def reap_lost(lifecycle: Lifecycle, tally: Tally) -> None:
@@ -151,9 +157,19 @@ async def sweep_expired(lifecycle: Lifecycle, tally: Tally) -> None:
     lifecycle.metrics.change_log_oldest_seconds.set(size.oldest_age_seconds)
 
 
+async def run_schedules(lifecycle: Lifecycle, tally: Tally) -> None:
+    async def owner(name: str | None) -> Caller | None:
+        if lifecycle.settings.auth_disabled:
+            return ANONYMOUS_ADMIN
+        return await caller_named(lifecycle.sessions, name)
+
+    tally.scheduled += await run_due_schedules(lifecycle, owner)
+
+
 async def maintain(lifecycle: Lifecycle, *, sweep: bool) -> Tally:
     tally = Tally()
     await reap_lost(lifecycle, tally)
+    await run_schedules(lifecycle, tally)
     await dispatch_due(lifecycle, tally)
     if sweep:
         await sweep_expired(lifecycle, tally)

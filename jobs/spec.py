@@ -29,6 +29,11 @@ class BadInput(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
+
+    def under(self, prefix: str) -> BadInput:
+        """The same refusal for a run input nested at `prefix` (a template's `report`)."""
+        return BadInput(f"{prefix}.{self.field}", self.message)
 
 
 class JobFailure(Exception):

@@ -11,7 +11,7 @@ import enum
 import uuid
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, Uuid, func, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text, Uuid, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -96,6 +96,17 @@ class JobMixin:
         DateTime(timezone=True), doc="when retryJob last sent it back to PENDING"
     )
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    template_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, doc="the template it was run from (kept after the template is deleted)"
+    )
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, index=True, doc="the schedule that created it; its due time is scheduled_for"
+    )
+    late: Mapped[bool] = mapped_column(
+        Boolean,
+        server_default=text("false"),
+        doc="a schedule's run that started well after its due time or stands for missed ones",
+    )
 
 
 SHARED_COLUMNS = frozenset(JobMixin.__annotations__) | {"id"}

@@ -12,7 +12,9 @@ from app.limits import TooManySubscriptions
 from jobs.access import Forbidden, Unauthenticated
 from jobs.changes import CursorExpired
 from jobs.lifecycle import InvalidJobState, JobNotFound
+from jobs.schedules import ScheduleNotFound
 from jobs.spec import BadInput
+from jobs.templates import TemplateNotFound
 
 
 def user_error(message: str, code: str, **extensions: object) -> GraphQLError:
@@ -28,6 +30,8 @@ def client_errors() -> Iterator[None]:
         raise user_error(str(exc), "BAD_USER_INPUT", field=exc.field) from None
     except JobNotFound as exc:
         raise user_error(f"no job with id {exc}", "NOT_FOUND") from None
+    except (TemplateNotFound, ScheduleNotFound) as exc:
+        raise user_error(str(exc), "NOT_FOUND") from None
     except InvalidJobState as exc:
         raise user_error(str(exc), "INVALID_JOB_STATE") from None
     except Unauthenticated as exc:

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import strawberry
 
+from jobs import schedules, templates
 from jobs.access import Forbidden
 from jobs.county_data import county_summaries
 from jobs.lifecycle import parse_job_id
@@ -21,6 +22,7 @@ from schema.listing import JobOrderInput
 from schema.market_analysis import MarketAnalysisJob
 from schema.node import Node
 from schema.report import ReportJob
+from schema.templates import JobTemplate, Schedule
 from schema.valuation import ValuationJob
 
 DEFAULT_ORDER = JobOrderInput()
@@ -171,3 +173,45 @@ class Query:
             await info.context.current_caller()
         async with info.context.sessions() as session:
             return [County(**vars(c)) for c in await county_summaries(session)]
+
+    @strawberry.field(
+        description="The job templates you see (yours, your team's TEAM ones, "
+        "every COUNTY one of a kind you may read), by name."
+    )
+    async def job_templates(
+        self, info: Info, kind: JobKind | None = None, first: int = 100
+    ) -> list[JobTemplate]:
+        with client_errors():
+            caller = await info.context.current_caller()
+            snaps = await templates.list_templates(info.context.sessions, caller, kind, first)
+        return [JobTemplate.from_snapshot(snap) for snap in snaps]
+
+    @strawberry.field(description="A job template by id; null when there is none you see.")
+    async def job_template(self, info: Info, id: strawberry.ID) -> JobTemplate | None:
+        with client_errors():
+            caller = await info.context.current_caller()
+            try:
+                row = await templates.find_template(info.context.sessions, parse_job_id(id), caller)
+            except templates.TemplateNotFound:
+                return None
+        return JobTemplate.from_snapshot(templates.template_snapshot(row))
+
+    @strawberry.field(
+        description="The schedules of the templates you see, soonest first, "
+        "paused ones last; each with its next due time."
+    )
+    async def schedules(
+        self, info: Info, template_id: strawberry.ID | None = None
+    ) -> list[Schedule]:
+        with client_errors():
+            caller = await info.context.current_caller()
+            wanted = parse_job_id(template_id, "templateId") if template_id else None
+            snaps = await schedules.list_schedules(info.context.sessions, caller, wanted)
+        return [Schedule.from_snapshot(snap) for snap in snaps]
+
+    @strawberry.field(description="A schedule by id; null when there is none you see.")
+    async def schedule(self, info: Info, id: strawberry.ID) -> Schedule | None:
+        with client_errors():
+            caller = await info.context.current_caller()
+            snap = await schedules.get_schedule(info.context.sessions, parse_job_id(id), caller)
+        return Schedule.from_snapshot(snap) if snap else None

@@ -109,6 +109,17 @@ class Job(Node):
         description="when retryJob last queued it again (null if never); `attempts` counts runs"
     )
     completed_at: dt.datetime | None
+    template_id: strawberry.ID | None = strawberry.field(
+        description="the job template it was run from (runFromTemplate or a schedule); kept "
+        "after the template is deleted"
+    )
+    schedule_id: strawberry.ID | None = strawberry.field(
+        description="the schedule that created it; `scheduledFor` is its due time"
+    )
+    late: bool = strawberry.field(
+        description="a schedule's job created more than SCHEDULE_LATE_AFTER_SECONDS after "
+        "its due time, or standing in for due times missed while no worker ran"
+    )
 
     @classmethod
     def from_snapshot(cls, snap: dict[str, Any]) -> Self:

@@ -264,6 +264,8 @@ class Workers:
             "PROGRESS_MIN_INTERVAL_SECONDS": "0",
             "RETRY_BACKOFF_SECONDS": "0.2",
             "MAX_ATTEMPTS": "4",
+            # As the API's: a schedule's owner is looked up as the API would look it up.
+            "AUTH_DISABLED": str(settings.auth_disabled).lower(),
         }
         self.data_dir = data_dir
         self.processes: list[subprocess.Popen[bytes]] = []
