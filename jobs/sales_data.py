@@ -20,7 +20,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    distinct,
     func,
     literal_column,
     select,
@@ -168,12 +167,25 @@ async def load_sales(
 
 
 async def _categories(conn: AsyncConnection, county_id: str) -> dict[str, list[str | None]]:
-    """The county's distinct values (NULL included) of each class column of its parcels."""
-    query = select(
-        *(func.array_agg(distinct(getattr(Parcel, name))) for name in GROUP_COLUMNS)
-    ).where(Parcel.county_id == county_id)
-    row = (await conn.execute(query)).one()
-    return {name: list(values or []) for name, values in zip(GROUP_COLUMNS, row, strict=True)}
+    """The county's distinct values (NULL included) of each class column of its parcels.
+
+    One scan with a grouping set per column, hashed: `array_agg(DISTINCT ...)` sorted every
+    parcel once per column (about a second for a million parcels).
+    """
+    columns = [getattr(Parcel, name) for name in GROUP_COLUMNS]
+    query = (
+        select(func.grouping(*columns).label("level"), *columns)
+        .where(Parcel.county_id == county_id)
+        .group_by(func.grouping_sets(*columns))
+    )
+    found: dict[str, list[str | None]] = {name: [] for name in GROUP_COLUMNS}
+    for row in (await conn.execute(query)).all():
+        # grouping() has a bit set for each column a row does not group by: the one unset
+        # bit names the row's column (the first column is the highest bit).
+        for position, name in enumerate(GROUP_COLUMNS):
+            if not row.level >> (len(GROUP_COLUMNS) - 1 - position) & 1:
+                found[name].append(row[position + 1])
+    return found
 
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
