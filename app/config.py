@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         default=9108, ge=0, description="worker's own /metrics port; 0 disables it"
     )
+    hot_read_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="the API's own PostgreSQL connections for reading a job by id, beside "
+        "its engine's pool; opened as reads need them",
+    )
     job_timeout_seconds: int = Field(default=3600, ge=1)
     progress_min_interval_seconds: float = Field(
         default=0.2, ge=0, description="at most one progress write per this many seconds"

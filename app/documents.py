@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, parse
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
 from graphql.validation import ASTValidationRule, MaxIntrospectionDepthRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -190,6 +197,26 @@ class DocumentCache:
         if entry.measures is None or operation_name is None or operation_name in entry.measures:
             entry.refusals[operation_name] = refusal  # never a name of the client's invention
         return refusal
+
+    def runnable(
+        self, text: str, operation_name: str | None, variables: Any
+    ) -> DocumentNode | None:
+        """The document, when a request for it has nothing left for the parse and validate
+        steps to do: seen before and valid (graphql-core's errors computed, and none), within
+        every limit for this operation, a query or mutation, its variables fine. None: the
+        request goes the whole way, which reports whatever is wrong."""
+        entry = self._entries.get(text)
+        if entry is None or entry.errors is None or entry.errors:
+            return None
+        if self.refusal(entry, operation_name) is not None:
+            return None
+        chosen = _operation(entry.document, operation_name)
+        if chosen is None or chosen.operation is OperationType.SUBSCRIPTION:
+            return None
+        if bad_variable(variables or {}) is not None:
+            return None
+        self._entries.move_to_end(text)
+        return entry.document
 
     def validation_errors(
         self, entry: Entry, rules: tuple[type[ASTValidationRule], ...]

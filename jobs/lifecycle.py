@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import SessionFactory, autocommit, read_row
+from app.db import CoreRows, RowReader, SessionFactory, autocommit
 from app.metrics import Metrics
 from jobs.access import ADMIN, Caller, Forbidden, Visibility, parse_visibility
 from jobs.changes import next_change_seq, with_change_log
@@ -85,7 +85,7 @@ def row_by_id(spec: KindSpec) -> Select[Any]:
 
     Reading a job is the API's hottest path: the ORM's identity map, its loading and a
     statement built afresh each time (its cache key computed again) cost more than the read
-    itself. One statement object per kind, compiled once and run by `app.db.read_row`.
+    itself. One statement object per kind, compiled once and run by `Lifecycle.rows`.
     """
     model = spec.model
     table = model.__table__
@@ -203,9 +203,17 @@ class Lifecycle:
     """Job state changes for one process (API or worker), over its DB sessions and Redis."""
 
     def __init__(
-        self, sessions: SessionFactory, redis: ArqRedis, settings: Settings, metrics: Metrics
+        self,
+        sessions: SessionFactory,
+        redis: ArqRedis,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        rows: RowReader | None = None,
     ) -> None:
         self.sessions = sessions
+        self.rows = rows or CoreRows(sessions)
+        """How `find` reads a job: the API's own pool (app.db.HotRows), else the engine."""
         self.redis = redis
         self.settings = settings
         self.metrics = metrics
@@ -400,7 +408,7 @@ class Lifecycle:
         it did not exist, so ids of other callers' jobs leak nothing)."""
         specs = [KINDS[kind]] if kind else list(KINDS.values())
         for spec in specs:
-            row = await read_row(self.sessions, row_by_id(spec), {"id": job_id})
+            row = await self.rows.one(row_by_id(spec), {"id": job_id})
             if row is not None:
                 if caller is not None and not caller.sees(
                     spec.kind, row.owner, row.visibility, row.team
