@@ -19,7 +19,11 @@ from jobs.registry import KINDS
 from jobs.spec import JobKind, KindSpec
 
 WHEN = dt.datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
-DOCUMENT = {"nested": {"list": [1, 2.5, "é – ✓", None, True]}, "big": 2**53 + 1, "empty": {}}
+DOCUMENT = {
+    "nested": {"list": [1, 2.5, "\u00e9 \u2013 \u2713", None, True]},
+    "big": 2**53 + 1,
+    "empty": {},
+}
 
 
 def _value(column: Any, n: int) -> Any:
