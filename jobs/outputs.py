@@ -31,11 +31,15 @@ _NEEDS_QUOTES = re.compile('[,"\r\n]')
 def csv_text(values: Iterable[str]) -> list[str]:
     """Text fields as `csv.writer` (excel dialect, minimal quoting) writes them in a row of
     several fields: quoted, inner quotes doubled, when they hold a comma, a quote or a line
-    break. A batch with nothing to quote (the usual) is checked in one search."""
+    break. A batch with nothing to quote (the usual) is checked in one search; otherwise each
+    distinct text is quoted once (a group label repeats on thousands of rows)."""
     texts = list(values)
     if _NEEDS_QUOTES.search("".join(texts)) is None:
         return texts
-    return ['"' + t.replace('"', '""') + '"' if _NEEDS_QUOTES.search(t) else t for t in texts]
+    written = {
+        t: '"' + t.replace('"', '""') + '"' if _NEEDS_QUOTES.search(t) else t for t in set(texts)
+    }
+    return list(map(written.__getitem__, texts))
 
 
 class MainTable:
