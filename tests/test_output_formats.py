@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openpyxl
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
@@ -23,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from jobs.outputs import MainTable, csv_text
 from jobs.xlsx import XlsxWorkbook
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import TRANSPORT_WS, gql_data
@@ -581,3 +583,35 @@ def test_county_text_stays_text_and_what_excel_cannot_hold_is_left_out(tmp_path:
     assert row[0].value == '=HYPERLINK("http://example.invalid","x")'
     assert row[1].value == "bell\ufffd"
     assert row[2].value is None
+
+
+def test_fields_written_column_by_column_are_the_bytes_csv_writer_writes(tmp_path: Path) -> None:
+    """The ratio study writes its sales table from ready-made text columns when only the CSV
+    is asked for; a reader must get the file `csv.writer` would have written: quoting of
+    county text, float and date spelling included."""
+    texts = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", " lead", "\u00e9\u00fc"]
+    floats = [380000.0, 0.1, 1e16, 1.5e-05, 123456789.123, 0.949123, 2.0, 1e-300]
+    dates = [dt.date(2024, 1, 1) + dt.timedelta(days=97 * i) for i in range(len(texts))]
+    flags = [i % 3 == 0 for i in range(len(texts))]
+    header = ("text", "number", "date", "flag", "empty")
+    rows = list(zip(texts, floats, dates, flags, [None] * len(texts), strict=True))
+
+    expected = io.StringIO(newline="")
+    csv.writer(expected).writerows([header, *rows, *rows])
+
+    path = tmp_path / "fields.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        table = MainTable(handle, None, header)
+        assert table.csv_only
+        columns = [
+            csv_text(texts),
+            list(map(repr, floats)),
+            np.array(dates, dtype="datetime64[D]").astype(str).tolist(),
+            np.where(flags, "True", "False").tolist(),
+            [""] * len(texts),
+        ]
+        assert table.write_fields(columns) == len(texts)
+        assert table.write_fields(columns) == len(texts)
+        assert table.write_fields([[] for _ in header]) == 0
+    assert table.rows == 2 * len(texts)
+    assert path.read_bytes() == expected.getvalue().encode("utf-8")

@@ -17,7 +17,7 @@ from jobs.county_data import require_tax_year
 from jobs.kinds.report.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
 from jobs.kinds.report.params import SalesRatioStudyParams
 from jobs.kinds.report.sheets import ratio_study_sheets
-from jobs.outputs import ResultFiles
+from jobs.outputs import ResultFiles, csv_text
 from jobs.sales_data import SalesColumns, load_sales
 from jobs.spec import JobFailure
 from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
@@ -268,6 +268,23 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
             columns.append(np.round(price[start:stop], 2).tolist())
         return list(zip(*columns, strict=True))
 
+    def batch_fields(start: int, stop: int) -> list[list[str]]:
+        """The same batch as the CSV's text, column by column (`MainTable.write_fields`):
+        numpy's date text and Python's float `repr` are exactly what `csv.writer` writes."""
+        count = stop - start
+        columns = [
+            csv_text(sales.parcel_id[start:stop].tolist()),
+            sales.sale_date[start:stop].astype(str).tolist(),
+            list(map(repr, sales.sale_price[start:stop].tolist())),
+            list(map(repr, assessed[start:stop].tolist())),
+            list(map(repr, np.round(ratio[start:stop], 6).tolist())),
+            csv_text(map(str, labels[start:stop].tolist())) if labels is not None else [""] * count,
+            np.where(trimmed[start:stop], "True", "False").tolist(),
+        ]
+        if time_adjustment is not None:
+            columns.append(list(map(repr, np.round(price[start:stop], 2).tolist())))
+        return columns
+
     header: tuple[str, ...] = SALES_HEADER
     if time_adjustment is not None:
         header += ("time_adjusted_price",)
@@ -293,7 +310,10 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
         table = out.main_table("ratio_study_sales.csv", "Sales", header)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
-            await table.write(batch_rows(start, stop))
+            if table.csv_only:
+                table.write_fields(batch_fields(start, stop))
+            else:
+                await table.write(batch_rows(start, stop))
             await ctx.progress("writing files", processed=stop, total=n, percent=78 + 14 * stop / n)
         if out.wants("html"):
             html_path = ctx.new_file(f"{stem}.html")
