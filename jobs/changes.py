@@ -55,11 +55,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import table as table_clause
-from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import SessionFactory
 from app.models import Base
 from jobs.spec import BadInput, KindSpec
+from jobs.table import row_columns
 
 CHANGE_SEQ = Sequence("job_changes_seq", metadata=Base.metadata)
 CHANGE_LOCK = 0x7466_6368_616E_6765
@@ -120,7 +121,8 @@ def with_change_log(spec: KindSpec, stmt: Update | Insert) -> Select[Any]:
     """`stmt` (which sets `change_seq=next_change_seq()`) and its log row, as one statement.
 
     A data-modifying CTE: the job row's new state and its log row are written together, in
-    one round trip; the select returns the new row as the kind's model.
+    one round trip; the select returns the new row's columns named as the model's
+    attributes (`jobs.table.row_columns`).
     """
     model = spec.model
     table = model.__table__
@@ -137,7 +139,7 @@ def with_change_log(spec: KindSpec, stmt: Update | Insert) -> Select[Any]:
             moved.c.version,
         ),
     )
-    return select(aliased(model, moved)).add_cte(entry.cte("logged"))
+    return select(*row_columns(model, moved)).add_cte(entry.cte("logged"))
 
 
 # -- cursors -------------------------------------------------------------------------------

@@ -37,10 +37,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.config import Settings
-from app.db import CoreRows, RowReader, SessionFactory, autocommit
+from app.db import CoreRows, RowReader, SessionFactory, autocommit, autocommit_connection
 from app.metrics import Metrics
 from jobs.access import ADMIN, Caller, Forbidden, Visibility, parse_visibility
 from jobs.changes import next_change_seq, with_change_log
@@ -51,7 +51,7 @@ from jobs.origin import Origin
 from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.storage import open_store
-from jobs.table import FINAL_STATUSES, JobStatus
+from jobs.table import FINAL_STATUSES, JobStatus, row_columns
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ def row_by_id(spec: KindSpec) -> Select[Any]:
     """
     model = spec.model
     table = model.__table__
-    columns = [attr.columns[0].label(attr.key) for attr in model.__mapper__.column_attrs]
-    return select(*columns).where(table.c[model.id_column] == bindparam("id"))
+    return select(*row_columns(model, table)).where(table.c[model.id_column] == bindparam("id"))
 
 
 def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
@@ -299,9 +298,9 @@ class Lifecycle:
         origin: Origin,
     ) -> tuple[dict[str, Any], bool]:
         if controls.idempotency_key is None and origin.schedule_id is None:
-            # One statement: no BEGIN and COMMIT round trips around it.
-            async with autocommit(self.sessions) as session:
-                row = await self._insert_row(session, spec, valid, controls, caller, origin)
+            # One statement: no BEGIN and COMMIT round trips around it, and no session.
+            async with autocommit_connection(self.sessions) as conn:
+                row = await self._insert_row(conn, spec, valid, controls, caller, origin)
                 return snapshot(spec, row), True
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
@@ -340,14 +339,15 @@ class Lifecycle:
 
     async def _insert_row(
         self,
-        session: AsyncSession,
+        session: AsyncSession | AsyncConnection,
         spec: KindSpec,
         valid: Any,
         controls: Controls,
         caller: Caller,
         origin: Origin,
     ) -> Any:
-        """INSERT the PENDING row with its change-log row, in `session`'s transaction.
+        """INSERT the PENDING row with its change-log row, in `session`'s transaction (or, on
+        an autocommit connection, as a statement of its own).
 
         The statement is built once per kind and set of kind columns (as a transition's
         `template`), every value bound.
@@ -378,7 +378,7 @@ class Lifecycle:
             new = insert(model).values({**columns, model.change_seq: next_change_seq()})
             query = self._templates[key] = with_change_log(spec, new)
         params = {f"tf_{name}": value for name, value in values.items()}
-        return (await session.execute(query, params)).scalar_one()
+        return (await session.execute(query, params)).one()
 
     async def enqueue(self, kind: JobKind, job_id: uuid.UUID, priority: int) -> bool:
         """Queue a due job; False when arq already holds it (enqueueing is idempotent).
@@ -479,13 +479,14 @@ class Lifecycle:
             if logged:
                 query = with_change_log(spec, stmt.values(change_seq=next_change_seq()))
             else:
-                query = stmt.returning(model)
-            query = query.execution_options(synchronize_session=False)
+                query = stmt.returning(*row_columns(model, model.__table__))
             if template is not None:
                 self._templates[key] = query
-        async with autocommit(self.sessions) as session:
-            row = (await session.execute(query, params)).scalar_one_or_none()
-            snap = snapshot(spec, row) if row is not None else None
+        # One statement on a Core connection outside a transaction (as `autocommit`): no
+        # session, and the row comes back as columns, not an ORM instance to load.
+        async with autocommit_connection(self.sessions) as conn:
+            row = (await conn.execute(query, params)).one_or_none()
+        snap = snapshot(spec, row) if row is not None else None
         if snap is not None:
             await self.publish(snap, logged=logged)
         return snap

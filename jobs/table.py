@@ -11,7 +11,20 @@ import enum
 import uuid
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, Text, Uuid, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    FromClause,
+    Integer,
+    Label,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -29,6 +42,18 @@ class JobStatus(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+def row_columns(model: Any, source: FromClause) -> list[Label[Any]]:
+    """`source`'s columns for `model`, named as the model's attributes (`id`, not `report_id`).
+
+    A Core row of these reads as the model's instance does (`row.id`, `row.status`), without
+    the ORM's loading of an instance and its identity map, which cost more per statement
+    than the round trip on the job path.
+    """
+    return [
+        source.c[attr.columns[0].name].label(attr.key) for attr in model.__mapper__.column_attrs
+    ]
 
 
 class JobMixin:

@@ -111,7 +111,7 @@ async def test_writers_commit_in_parallel_and_a_reader_waits_for_one_in_flight_n
             .where(model.id == parse_job_id(held_job["id"]))
             .values(message="held open", version=model.version + 1, change_seq=next_change_seq())
         )
-        held_seq = (await held.execute(with_change_log(spec, change))).scalar_one().change_seq
+        held_seq = (await held.execute(with_change_log(spec, change))).one().change_seq
         async with engine.connect() as probe:
             # Writers share the lock; a reader's exclusive turn waits for this one.
             assert await probe.scalar(
