@@ -9,6 +9,7 @@ itself every `WS_AUTH_RECHECK_SECONDS`, so the cache never lengthens their grace
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import re
@@ -159,6 +160,9 @@ class TokenCache:
     """`authenticate`'s answers (refusals too) reused for `ttl` seconds; `size` tokens at most.
 
     Keyed by the token's hash, so the process holds no more usable secrets than it must.
+    Requests that miss on the same token at the same moment (every busy client's requests
+    when its answer expires) share one lookup: fifty at once would otherwise queue fifty
+    sessions for the same row and stall behind the pool.
     """
 
     def __init__(self, sessions: SessionFactory, ttl: float, size: int = 10_000) -> None:
@@ -166,6 +170,7 @@ class TokenCache:
         self.ttl = ttl
         self.size = size
         self._answers: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
+        self._asking: dict[str, asyncio.Future[Caller | None]] = {}
 
     async def caller(self, token: str | None) -> Caller | None:
         if self.ttl <= 0 or not token or not TOKEN_PATTERN.match(token):
@@ -175,7 +180,17 @@ class TokenCache:
         cached = self._answers.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        caller = await authenticate(self.sessions, token)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._ask(key, token, now))
+        # Shielded: a caller that goes away does not cancel the others' answer.
+        return await asyncio.shield(asking)
+
+    async def _ask(self, key: str, token: str, now: float) -> Caller | None:
+        try:
+            caller = await authenticate(self.sessions, token)
+        finally:
+            del self._asking[key]
         self._answers[key] = (now + self.ttl, caller)
         self._answers.move_to_end(key)
         while len(self._answers) > self.size:

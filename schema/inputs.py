@@ -155,6 +155,10 @@ def _description(info: FieldInfo, tp: Any) -> str | None:
     return " ".join(p for p in parts if p) or None
 
 
+IMMUTABLE = (str, int, float, enum.Enum, dt.date, tuple, frozenset, type(None))
+"""Defaults every job's parameters may share (bool is an int; a datetime a date)."""
+
+
 def _default(info: FieldInfo, tp: Any) -> Any:
     """The GraphQL default of a field: its pydantic default in GraphQL terms, or UNSET."""
     default = info.default
@@ -185,14 +189,17 @@ def _build(model: type[BaseModel], output: bool) -> type:
             # A job stored before a field existed ran with its default, and shows it.
             annotations[name] = tp | None if nullable else tp
             shown = _default(info, tp)
-            namespace[name] = (
-                strawberry.field(
+            if not has_default:
+                namespace[name] = strawberry.field(description=_description(info, tp))
+            elif isinstance(shown, IMMUTABLE):  # shared as it is: a copy per job is waste
+                namespace[name] = strawberry.field(
+                    default=shown, description=_description(info, tp)
+                )
+            else:
+                namespace[name] = strawberry.field(
                     default_factory=lambda d=shown: copy.copy(d),
                     description=_description(info, tp),
                 )
-                if has_default
-                else strawberry.field(description=_description(info, tp))
-            )
             continue
         default = _default(info, tp)
         required = not nullable and (has_default or info.is_required())

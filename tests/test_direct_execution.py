@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 
 from app.auth import create_token
 from app.db import create_session_factory
-from app.main import GraphQLApp
+from app.main import JSON, STREAMED, GraphQLApp, _plain_json
 from tests.conftest import RunningApp
 from tests.graphql_client import gql_data
 
@@ -93,3 +94,28 @@ async def test_without_a_token_the_answers_match_too(
         assert counted.calls - before == whole_way
     unauthenticated = (await _twice(auth_server, JOB, {"id": str(uuid.uuid4())}, {}))[0][1]
     assert "UNAUTHENTICATED" in unauthenticated
+
+
+def test_the_short_way_is_taken_only_for_plain_json_as_starlette_reads_the_headers() -> None:
+    """`_plain_json` reads the raw headers; it must decide as Starlette's Headers would."""
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [(b"content-type", b"application/json")],
+        [(b"content-type", b"Application/JSON; charset=utf-8")],
+        [(b"content-type", b"  application/json  ")],
+        [(b"content-type", b"application/json"), (b"content-type", b"text/plain")],
+        [(b"content-type", b"text/plain"), (b"content-type", b"application/json")],
+        [(b"content-type", b"application/graphql-response+json")],
+        [(b"content-type", b"multipart/form-data; boundary=x")],
+        [],
+        [(b"accept", b"application/json"), (b"content-type", b"application/json")],
+        [(b"content-type", b"application/json"), (b"accept", b"multipart/mixed")],
+        [(b"content-type", b"application/json"), (b"accept", b"text/event-stream")],
+        [(b"content-type", b"application/json"), (b"accept", b"*/*"), (b"accept", b"multipart/")],
+        [(b"content-type", b"application/json"), (b"accept", b"")],
+    ]
+    for raw in cases:
+        headers = Headers(raw=raw)
+        json_body = headers.get("content-type", "").partition(";")[0].strip().lower() == JSON
+        streamed = any(stream in headers.get("accept", "") for stream in STREAMED)
+        expected = json_body and not streamed
+        assert _plain_json(raw) is expected, raw
