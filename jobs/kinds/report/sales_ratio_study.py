@@ -16,7 +16,7 @@ from jobs.kinds.report.html_report import CONTENT_TYPE, RatioStudyReport, write_
 from jobs.kinds.report.params import SalesRatioStudyParams
 from jobs.kinds.report.ratio_sales import StudySales, load_study_sales
 from jobs.kinds.report.sheets import ratio_study_sheets
-from jobs.outputs import ResultFiles, csv_text
+from jobs.outputs import ResultFiles, csv_text, date_text
 from jobs.sales_data import GROUP_COLUMNS, SalesColumns, load_sales
 from jobs.spec import JobFailure
 from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
@@ -245,11 +245,12 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
 
     def batch_fields(start: int, stop: int) -> list[list[str]]:
         """The same batch as the CSV's text, column by column (`MainTable.write_fields`):
-        numpy's date text and Python's float `repr` are exactly what `csv.writer` writes."""
+        numpy's date text (`date_text`) and Python's float `repr` are exactly what
+        `csv.writer` writes."""
         count = stop - start
         columns = [
             csv_text(sales.parcel_id[start:stop].tolist()),
-            sales.sale_date[start:stop].astype(str).tolist(),
+            date_text(sales.sale_date[start:stop]),
             list(map(repr, sales.sale_price[start:stop].tolist())),
             list(map(repr, assessed[start:stop].tolist())),
             list(map(repr, np.round(ratio[start:stop], 6).tolist())),
