@@ -75,7 +75,7 @@ async def load_sales(
     million sales never become a million Python tuples (BENCHMARKS.md, finding 2).
     """
     conn = await session.connection()
-    categories = await _categories(conn, county_id)
+    categories = await class_values(conn, county_id)
     longest = (
         select(func.coalesce(func.max(func.octet_length(Sale.parcel_id)), 1))
         .where(Sale.county_id == county_id)
@@ -150,7 +150,7 @@ async def load_sales(
 
     n = len(rows)
     return SalesColumns(
-        parcel_id=_parcel_ids(rows["parcel_id"]),
+        parcel_id=parcel_id_text(rows["parcel_id"]),
         sale_date=rows["sale_day"].astype(np.int64).astype("datetime64[D]"),
         sale_price=rows["sale_price"].astype(np.float64),
         arms_length=rows["arms_length"].astype(bool),
@@ -166,24 +166,27 @@ async def load_sales(
     )
 
 
-async def _categories(conn: AsyncConnection, county_id: str) -> dict[str, list[str | None]]:
-    """The county's distinct values (NULL included) of each class column of its parcels.
+async def class_values(
+    conn: AsyncConnection, county_id: str, names: Sequence[str] = GROUP_COLUMNS
+) -> dict[str, list[str | None]]:
+    """The county's distinct values (NULL included) of each of the named class columns of its
+    parcels (`GROUP_COLUMNS` by default).
 
     One scan with a grouping set per column, hashed: `array_agg(DISTINCT ...)` sorted every
     parcel once per column (about a second for a million parcels).
     """
-    columns = [getattr(Parcel, name) for name in GROUP_COLUMNS]
+    columns = [getattr(Parcel, name) for name in names]
     query = (
         select(func.grouping(*columns).label("level"), *columns)
         .where(Parcel.county_id == county_id)
         .group_by(func.grouping_sets(*columns))
     )
-    found: dict[str, list[str | None]] = {name: [] for name in GROUP_COLUMNS}
+    found: dict[str, list[str | None]] = {name: [] for name in names}
     for row in (await conn.execute(query)).all():
         # grouping() has a bit set for each column a row does not group by: the one unset
         # bit names the row's column (the first column is the highest bit).
-        for position, name in enumerate(GROUP_COLUMNS):
-            if not row.level >> (len(GROUP_COLUMNS) - 1 - position) & 1:
+        for position, name in enumerate(names):
+            if not row.level >> (len(names) - 1 - position) & 1:
                 found[name].append(row[position + 1])
     return found
 
@@ -236,7 +239,7 @@ async def _copy_rows(
     return rows
 
 
-def _parcel_ids(padded: npt.NDArray[np.bytes_]) -> npt.NDArray[np.object_]:
+def parcel_id_text(padded: npt.NDArray[np.bytes_]) -> npt.NDArray[np.object_]:
     """Zero-padded UTF-8 ids -> str objects; ASCII ids (the usual) without a Python loop."""
     width = padded.dtype.itemsize
     octets = np.frombuffer(padded.tobytes(), dtype=np.uint8)

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from jobs.outputs import MainTable, csv_text
+from jobs.outputs import MainTable, csv_text, date_text
 from jobs.xlsx import XlsxWorkbook
 from tests.conftest import RunningApp, WorkerControl
 from tests.graphql_client import TRANSPORT_WS, gql_data
@@ -615,3 +615,14 @@ def test_fields_written_column_by_column_are_the_bytes_csv_writer_writes(tmp_pat
         assert table.write_fields([[] for _ in header]) == 0
     assert table.rows == 2 * len(texts)
     assert path.read_bytes() == expected.getvalue().encode("utf-8")
+
+
+def test_date_text_is_each_dates_own_text() -> None:
+    """Dates formatted once per distinct day read as each date's `str`, in the given order
+    (repeats, unordered days, leap days, the epoch and years before it included)."""
+    days = [dt.date(2024, 2, 29), dt.date(1969, 12, 31), dt.date(2024, 2, 29), dt.date(1970, 1, 1)]
+    days += [dt.date(2023, 1, 1) + dt.timedelta(days=(i * 37) % 400) for i in range(500)]
+    texts = date_text(np.array(days, dtype="datetime64[D]"))
+    assert texts == [d.isoformat() for d in days]
+    assert texts == np.array(days, dtype="datetime64[D]").astype(str).tolist()
+    assert date_text(np.array([], dtype="datetime64[D]")) == []

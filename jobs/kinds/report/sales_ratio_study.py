@@ -8,17 +8,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import and_, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Assessment, Parcel, Sale
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
 from jobs.kinds.report.html_report import CONTENT_TYPE, RatioStudyReport, write_ratio_study_html
 from jobs.kinds.report.params import SalesRatioStudyParams
+from jobs.kinds.report.ratio_sales import StudySales, load_study_sales
 from jobs.kinds.report.sheets import ratio_study_sheets
-from jobs.outputs import ResultFiles, csv_text
-from jobs.sales_data import SalesColumns, load_sales
+from jobs.outputs import ResultFiles, csv_text, date_text
+from jobs.sales_data import GROUP_COLUMNS, SalesColumns, load_sales
 from jobs.spec import JobFailure
 from jobs.stats.market import InsufficientSalesError, time_adjustment_factors
 from jobs.stats.ratio import (
@@ -91,55 +90,24 @@ def trim_description(params: SalesRatioStudyParams) -> str:
     return "none (all sales used)"
 
 
-async def exclusions(
-    session: AsyncSession,
-    county_id: str,
-    params: SalesRatioStudyParams,
-    window: tuple[dt.date, dt.date],
-    tax_year: int,
-    selected: int,
-) -> list[dict[str, Any]]:
+def exclusions(tax_year: int, sales: StudySales) -> list[dict[str, Any]]:
     """How many of the sales recorded in the window each step of the selection left out, and
-    why: a reader of the study must know what it does not cover. One aggregate query."""
-    arm = Sale.arms_length.is_(True) if params.sales.arms_length_only else true()
-    assessed = Assessment.parcel_id.is_not(None)
-    recorded, arm_count, assessed_count = (
-        await session.execute(
-            select(func.count(), func.count().filter(arm), func.count().filter(arm, assessed))
-            .select_from(Sale)
-            .join(
-                Parcel, and_(Parcel.county_id == Sale.county_id, Parcel.parcel_id == Sale.parcel_id)
-            )
-            .outerjoin(
-                Assessment,
-                and_(
-                    Assessment.county_id == Sale.county_id,
-                    Assessment.parcel_id == Sale.parcel_id,
-                    Assessment.tax_year == tax_year,
-                ),
-            )
-            .where(
-                Sale.county_id == county_id,
-                Sale.sale_price > 0,
-                Sale.sale_date >= window[0],
-                Sale.sale_date <= window[1],
-            )
-        )
-    ).one()
+    why: a reader of the study must know what it does not cover. Counted from the flags the
+    study's one query read with its sales (`load_study_sales`)."""
     return [
         {
             "step": "arms_length",
-            "excluded": recorded - arm_count,
+            "excluded": sales.recorded - sales.arms_length,
             "reason": "not arm's-length (the study uses arm's-length sales only)",
         },
         {
             "step": "assessment",
-            "excluded": arm_count - assessed_count,
+            "excluded": sales.arms_length - sales.assessed,
             "reason": f"no {tax_year} assessment of the parcel",
         },
         {
             "step": "filters",
-            "excluded": assessed_count - selected,
+            "excluded": sales.assessed - len(sales),
             "reason": "outside the property class, ZIP code or neighborhood filters",
         },
     ]
@@ -172,12 +140,19 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
         window_from, window_to = default_sale_window(tax_year)
         date_from = params.sales.sale_date_from or window_from
         date_to = params.sales.sale_date_to or window_to
-        sales = await _selected_sales(
-            session, ctx.county_id, params, (date_from, date_to), tax_year
+        sales = await load_study_sales(
+            session,
+            ctx.county_id,
+            date_from=date_from,
+            date_to=date_to,
+            tax_year=tax_year,
+            group_column=params.group_by if params.group_by in GROUP_COLUMNS else None,
+            property_class=params.sales.property_class,
+            zip_codes=params.sales.zip_codes,
+            neighborhoods=params.sales.neighborhoods,
+            arms_length_only=params.sales.arms_length_only,
         )
-        excluded = await exclusions(
-            session, ctx.county_id, params, (date_from, date_to), tax_year, len(sales)
-        )
+        excluded = exclusions(tax_year, sales)
         # The county's own index: every sale the selection admits, of any date, as the
         # TIME_ADJUSTMENT analysis of the same selection measures it; a year's sales alone
         # would give a trend too noisy to adjust by.
@@ -236,7 +211,7 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
     if params.group_by in PRICE_STRATA:
         labels = price_strata(price, PRICE_STRATA[params.group_by])
     elif params.group_by != "none":
-        labels = sales.group(params.group_by)
+        labels = sales.group()
     if labels is not None:
         done = 0
         for index in group_batches(labels, GROUP_BATCHES):
@@ -270,11 +245,12 @@ async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
 
     def batch_fields(start: int, stop: int) -> list[list[str]]:
         """The same batch as the CSV's text, column by column (`MainTable.write_fields`):
-        numpy's date text and Python's float `repr` are exactly what `csv.writer` writes."""
+        numpy's date text (`date_text`) and Python's float `repr` are exactly what
+        `csv.writer` writes."""
         count = stop - start
         columns = [
             csv_text(sales.parcel_id[start:stop].tolist()),
-            sales.sale_date[start:stop].astype(str).tolist(),
+            date_text(sales.sale_date[start:stop]),
             list(map(repr, sales.sale_price[start:stop].tolist())),
             list(map(repr, assessed[start:stop].tolist())),
             list(map(repr, np.round(ratio[start:stop], 6).tolist())),
