@@ -124,20 +124,23 @@ class FeedPosition:
 
     def accept(self, event: Event) -> dict[str, Any] | None:
         """The event to send, with its feed cursor in `change_seq`; None to skip it."""
-        seq = int(event["change_seq"])
-        if event.get("logged", True) and seq <= self.horizon:
+        verdict = self.verdict(event)
+        if verdict is None:
             return None
+        self.keep(event)
+        if verdict:
+            assert isinstance(event, dict)
+            return event
+        return {**event, "change_seq": self.cursor}
+
+    def keep(self, event: Event) -> None:
+        """Count `event`, which `verdict` did not skip, as sent."""
         job = str(event["id"])
-        if event["version"] <= self._versions.get(job, 0):
-            return None
         self._versions[job] = event["version"]
         self._versions.move_to_end(job)
         if len(self._versions) > self.memory:
             self._versions.popitem(last=False)
-        self.cursor = max(self.cursor, seq)
-        if isinstance(event, dict) and event["change_seq"] == self.cursor:
-            return event
-        return {**event, "change_seq": self.cursor}
+        self.cursor = max(self.cursor, int(event["change_seq"]))
 
 
 class EventBus:
@@ -159,6 +162,9 @@ class EventBus:
         self.position: int | None = None
         """The last change number dispatched; None until known."""
         self.catch_ups = 0
+        self.after_dispatch: list[Callable[[], None]] = []
+        """Called once an event was offered to every subscriber (to settle, in one step,
+        what the subscribers' `deliver` did with it)."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="event-bus")
@@ -186,6 +192,8 @@ class EventBus:
     def dispatch(self, event: Event) -> None:
         for sub in list(self._subscribers):
             sub.offer(event)
+        for settle in self.after_dispatch:
+            settle()
 
     # -- ordering -------------------------------------------------------------------------
 

@@ -446,6 +446,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.shared = SharedEvents(
             app.state.metrics.subscription_executions, app.state.metrics.subscription_results
         )
+        bus.after_dispatch.append(app.state.shared.settle)
         rows = HotRows(engine, settings.hot_read_pool_size)
         await rows.start()
         app.state.lifecycle = Lifecycle(

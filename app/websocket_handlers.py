@@ -145,12 +145,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         task = asyncio.current_task()
         assert task is not None
 
-        def running() -> bool:
-            return (
-                not operation.completed
-                and self.operations.get(operation.id) is operation
-                and not task.cancelling()
-            )
+        def running() -> bool:  # a completed or cancelled operation is no longer there
+            return self.operations.get(operation.id) is operation and not task.cancelling()
 
         message = {"id": operation.id, "type": "next", "payload": None}
         live = self.view.live_delivery  # type: ignore[attr-defined]

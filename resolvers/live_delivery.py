@@ -37,6 +37,8 @@ from resolvers.shared_events import SharedEvent, SharedEvents, envelope
 
 
 class SharedResults(Protocol):
+    share_key: tuple[Any, ...] | None
+
     def shared_result(self, event: SharedEvent) -> ExecutionResult | None:
         """The subscription's result on `event` if it is one shared and ready now."""
 
@@ -64,10 +66,13 @@ class Outlet:
         executor = self.executor
         if executor is None or not self._running():
             return False
-        result = executor.shared_result(event)
-        if result is None:
-            return False
-        return self._send(self._before + shared.payload_text(result) + self._after)
+        text = event.texts.get(executor.share_key)
+        if text is None:
+            result = executor.shared_result(event)
+            if result is None:
+                return False
+            text = event.texts[executor.share_key] = shared.payload_text(result)
+        return self._send(self._before + text + self._after)
 
 
 OUTLET: ContextVar[Outlet | None] = ContextVar("terrafusion_outlet", default=None)
@@ -116,15 +121,18 @@ def go_live(
         return
 
     def deliver(event: Event) -> bool:
-        if ends is not None and ends(event):
-            return False
-        verdict = feed.verdict(event)
+        try:
+            if ends is not None and ends(event):
+                return False
+            verdict = feed.verdict(event)
+        except (KeyError, TypeError, ValueError):
+            return False  # a malformed event: the reader meets it as it always did
         if verdict is None:
             return True  # the reader would skip it too
         if not verdict or not outlet.send(shared.of(event), shared):
             return False
-        feed.accept(event)
-        shared.results.inc()
+        feed.keep(event)
+        shared.count_live_result()
         return True
 
     events.deliver = deliver

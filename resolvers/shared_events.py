@@ -42,7 +42,7 @@ RECENT = 256
 class SharedEvent:
     """One event as every subscriber's root value, with the results executed on it so far."""
 
-    __slots__ = ("_job", "results", "snapshot", "spares")
+    __slots__ = ("_job", "results", "snapshot", "spares", "texts")
 
     def __init__(self, snapshot: Mapping[str, Any]) -> None:
         self.snapshot = snapshot
@@ -52,6 +52,8 @@ class SharedEvent:
         """Results the live path executed but could not send (with errors, or not ready
         at once): the next subscriber of that key to execute takes it instead, so an event
         costs the executions it did without the live path."""
+        self.texts: dict[tuple[Any, ...] | None, str] = {}
+        """The payload text of each key's shared result, for the live path."""
 
     @property
     def job(self) -> Job:
@@ -69,6 +71,18 @@ class SharedEvents:
         self.results = results
         self._events: OrderedDict[int, SharedEvent] = OrderedDict()
         self._texts: OrderedDict[int, tuple[object, str | None]] = OrderedDict()
+        self._live_results = 0
+
+    def count_live_result(self) -> None:
+        """One shared result sent by the live path; added to `results` at `settle`."""
+        self._live_results += 1
+
+    def settle(self) -> None:
+        """Count the live path's results of the event just dispatched (app.events
+        EventBus.after_dispatch): one counter update per event, not per subscriber."""
+        if self._live_results:
+            self.results.inc(self._live_results)
+            self._live_results = 0
 
     def of(self, snapshot: Mapping[str, Any]) -> SharedEvent:
         """The shared event of this very object (holding it, so its id is not reused)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -302,3 +303,44 @@ def test_an_envelope_is_the_message_as_strawberry_encodes_it() -> None:
         before, after = envelope({**message, "payload": None})
         text = json.dumps(payload, separators=(",", ":"))
         assert before + text + after == json.dumps(message, separators=(",", ":"))
+
+
+async def test_a_malformed_event_ends_the_subscription_as_it_always_did(
+    app_server: RunningApp, county: str, live_sends: Counter[str]
+) -> None:
+    """An event without a version: the reader meets it as before, on both paths alike,
+    and the bus goes on for everyone else."""
+    job_id = await submit(app_server)
+    lifecycle: Lifecycle = app_server.app.state.lifecycle
+    async with AsyncExitStack() as stack:
+        subscribers = await pairs(stack, app_server)
+        for pair in subscribers.values():
+            for sub in pair.values():
+                await sub.start("1", WATCH, {"id": str(job_id)})
+                await sub.until("next")
+        snap = await lifecycle.get(job_id, JobKind.REPORT)
+        assert snap is not None
+        await lifecycle.publish({"id": str(job_id), "change_seq": snap["change_seq"]}, logged=False)
+        for pair in subscribers.values():
+            for sub in pair.values():
+                await sub.until("complete")
+        watcher = await stack.enter_async_context(
+            raw_subscriber(f"{app_server.ws_url}?watcher", LEGACY_WS)
+        )
+        await watcher.start("after", WATCH, {"id": str(job_id)})
+        await watcher.until("next", "after")
+        await lifecycle.start(REPORT, job_id, uuid.uuid4())
+        await watcher.until("next", "after")
+    for protocol, pair in subscribers.items():
+        live, normal = (blank_references(pair[path].frames) for path in ("live", "normal"))
+        assert live == normal
+        ended = json.loads(live[1])
+        assert ended["payload"]["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        assert json.loads(live[2])["type"] == "complete" and len(live) == 3
+        assert live_sends[live_name(protocol)] == 0
+    assert len(watcher.frames) == 2 and live_sends["watcher"] == 1
+
+
+def blank_references(frames: list[str]) -> list[str]:
+    """The frames with each internal error's reference (its own for every error) blanked."""
+    return [re.sub(r"\b[0-9a-f]{12}\b", "<reference>", frame) for frame in frames]
