@@ -68,6 +68,7 @@ from jobs.lifecycle import Lifecycle
 from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
+from resolvers.live_delivery import results_untouched
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
 from schema.schema import build_schema
@@ -101,6 +102,8 @@ class GraphQLApp(GraphQL[Context, None]):
             subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         )
         self.settings = settings
+        self.live_delivery = results_untouched(schema)
+        """Live subscription events may go straight from the bus (resolvers.live_delivery)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -465,6 +468,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.shared = SharedEvents(
             app.state.metrics.subscription_executions, app.state.metrics.subscription_results
         )
+        bus.after_dispatch.append(app.state.shared.settle)
         rows = HotRows(engine, settings.hot_read_pool_size)
         await rows.start()
         app.state.lifecycle = Lifecycle(

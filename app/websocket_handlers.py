@@ -11,16 +11,19 @@
 - Past `MAX_SUBSCRIPTIONS_PER_CONNECTION`, the error carries TOO_MANY_SUBSCRIPTIONS.
 - A result shared by several subscribers (resolvers.shared_events) goes out as the text
   encoded once for all of them, the same JSON Strawberry would have written.
+- Each operation's task has an outlet (resolvers.live_delivery): the envelope of its data
+  messages and whether it still runs, so its live events can go straight from the bus.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError, OperationDefinitionNode
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -29,6 +32,7 @@ from strawberry.http.exceptions import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
@@ -42,6 +46,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 )
 
 from resolvers.context import Context
+from resolvers.live_delivery import open_outlet
 
 if TYPE_CHECKING:
     from app.documents import DocumentCache
@@ -85,6 +90,10 @@ async def _send(adapter: Any, context: Context, message: Mapping[str, Any]) -> b
         return False
     await adapter.send_text(text)
     return True
+
+
+def _socket(adapter: object) -> WebSocket | None:
+    return adapter.ws if isinstance(adapter, BoundedWebSocketAdapter) else None
 
 
 def _declared_only(cache: DocumentCache, payload: dict[str, Any]) -> None:
@@ -132,6 +141,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             _declared_only(self.view.documents, payload)  # type: ignore[attr-defined]
         await super().handle_subscribe(message)
 
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def running() -> bool:  # a completed or cancelled operation is no longer there
+            return self.operations.get(operation.id) is operation and not task.cancelling()
+
+        message = {"id": operation.id, "type": "next", "payload": None}
+        live = self.view.live_delivery  # type: ignore[attr-defined]
+        open_outlet(_socket(self.websocket), live, message, running)
+        await super().run_operation(operation)
+
     async def send_message(self, message: Message) -> None:
         if not await _send(self.websocket, self.context, message):
             await super().send_message(message)
@@ -149,6 +170,24 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             payload = cast(dict[str, Any], message["payload"])
             _declared_only(self.view.documents, payload)  # type: ignore[attr-defined]
         await super().handle_start(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def running() -> bool:
+            return self.tasks.get(operation_id) is task and not task.cancelling()
+
+        message = {"type": "data", "id": operation_id, "payload": None}
+        live = self.view.live_delivery  # type: ignore[attr-defined]
+        open_outlet(_socket(self.websocket), live, message, running)
+        await super().handle_async_results(operation_id, query, operation_name, variables)
 
     async def send_message(self, message: OperationMessage) -> None:
         if not await _send(self.websocket, self.context, message):

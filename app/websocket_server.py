@@ -6,6 +6,12 @@ every connection (16 MB by default): 40 anonymous connections sending a 15 MB
 at `WS_INIT_MAX_BYTES`, so a larger frame is refused with close code 1009 from its header
 alone, never read; once the app has accepted the connection's token it raises the limit
 to `MAX_BODY_BYTES` through the ASGI scope extension `MESSAGE_LIMIT`.
+
+It also offers the app, as the scope extension `SEND_NOW`, a send that does not wait: the
+text goes out at once, as uvicorn's own `websocket.send` would write it, when that send would
+not have waited either (the connection open, its transport not paused); otherwise nothing
+is written and the caller sends through ASGI as usual. A subscription's live events use it
+to go out from the event bus itself (resolvers.live_delivery).
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from typing import Any
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from app.config import Settings
 
 MESSAGE_LIMIT = "terrafusion.websocket.message_limit"
+SEND_NOW = "terrafusion.websocket.send_now"
 
 
 class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -59,9 +67,27 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][MESSAGE_LIMIT] = {"set": self._set_limit}
+            scope["extensions"][SEND_NOW] = {"text": self.send_text_now}
 
     def _set_limit(self, size: int) -> None:
         self.conn.max_message_size = min(size, self.config.ws_max_size)
+
+    def send_text_now(self, text: str) -> bool:
+        """Write `text` as one message, as `send({"type": "websocket.send", ...})` does, if
+        that would write it without waiting; False, having written nothing, otherwise (not
+        yet accepted, closing or closed, or paused by a full transport buffer)."""
+        if not (
+            self.writable.is_set()
+            and self.handshake_complete
+            and not self.disconnected
+            and not self.close_sent
+            and self.initial_response is None
+            and self.conn.state is State.OPEN
+        ):
+            return False
+        self.conn.send_text(text.encode())
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

@@ -136,8 +136,13 @@ def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
     }
 
 
+_FINAL_BY_STATUS = {status.value: status in FINAL_STATUSES for status in JobStatus}
+"""Asked for every event a subscriber takes: a look-up, not an enum built each time."""
+
+
 def is_final(snap: Mapping[str, Any]) -> bool:
-    return JobStatus(snap["status"]) in FINAL_STATUSES
+    final = _FINAL_BY_STATUS.get(snap["status"])
+    return JobStatus(snap["status"]) in FINAL_STATUSES if final is None else final
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """The executor that lets subscribers alike share one execution per event.
 
-See resolvers.shared_events for what is shared and when.
+See resolvers.shared_events for what is shared and when, and resolvers.live_delivery for
+the live path, which asks a subscription's executor for its shared result on an event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable
 from typing import Any, cast
@@ -15,6 +17,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from app.downloads import public_base_url
 from jobs.access import ANONYMOUS_ADMIN
 from resolvers.context import Context
+from resolvers.live_delivery import OUTLET
 from resolvers.shared_events import SharedEvent
 
 Key = tuple[Any, ...]
@@ -32,6 +35,9 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
             return cast(SharingExecutor, super().build_per_event_executor(payload))
         if self.share_key is None:
             self.share_key = self._key()  # before the copy, which takes it along
+            outlet = OUTLET.get()
+            if outlet is not None:
+                outlet.executor = self
         found = payload.results.get(self.share_key) if self.share_key else None
         if found is not None:
             assert isinstance(self.context_value, Context)
@@ -67,6 +73,40 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
         found = shared.results.get(key)
         if found is not None:  # another subscriber's, executed since this one was built
             return found
+        spare = shared.spares.pop(key, None)
+        if spare is not None:  # executed by the live path, which could not send it
+            return spare
+        return self._execute(serially, shared, key)
+
+    def shared_result(self, event: SharedEvent) -> ExecutionResult | None:
+        """For the live path (on the subscription's own executor): its result on `event`,
+        executed now if no subscriber of its key has yet, when that result is shared and
+        ready at once; None otherwise, for the normal path to produce and send."""
+        key = self.share_key
+        context = self.context_value
+        if not key or not isinstance(context, Context):
+            return None
+        found = event.results.get(key)
+        if found is not None:
+            return found
+        if key in event.spares:
+            return None
+        try:
+            executor = cast(SharingExecutor, super().build_per_event_executor(event.job))
+            executor.shared = event
+            result = executor._execute(False, event, key)
+        except Exception:  # the normal path raises it again, where it is the operation's error
+            return None
+        if self.is_awaitable(result):
+            event.spares[key] = asyncio.ensure_future(result)
+            return None
+        if not isinstance(result, ExecutionResult) or result.errors:
+            event.spares[key] = result
+            return None
+        return result
+
+    def _execute(self, serially: bool | None, shared: SharedEvent, key: Key) -> Any:
+        assert isinstance(self.context_value, Context)
         self.context_value.shared.executions.inc()
         result = super().execute_operation(serially)
         if self.is_awaitable(result):

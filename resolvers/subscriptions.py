@@ -10,6 +10,8 @@ already covered, so nothing falls between the two and nothing comes twice.
 What they yield is each state's `SharedEvent` (resolvers.shared_events), so subscribers
 alike handed the same event share one execution of their selection; `jobUpdated` reads its
 first row through the batch of clients subscribing at the same time (jobs.batched_reads).
+Once live, a websocket subscription's events go from the bus straight to its socket when
+nothing but the shared message would have been sent (resolvers.live_delivery).
 """
 
 from collections.abc import AsyncGenerator
@@ -25,6 +27,7 @@ from jobs.spec import JobKind
 from jobs.table import JobStatus
 from resolvers.context import Info
 from resolvers.errors import client_errors, user_error
+from resolvers.live_delivery import go_live
 from schema.job import Job
 
 
@@ -56,6 +59,7 @@ class Subscription:
                 current = feed.accept(snap)
                 assert current is not None
                 yield context.shared.root(current)
+                go_live(events, feed, context.shared, ends=is_final)
                 while not is_final(snap):
                     update = feed.accept(await events.get())
                     if update is not None:
@@ -119,6 +123,7 @@ class Subscription:
                             if replayed is not None:
                                 yield context.shared.root(replayed)
                         feed.start(page.position)
+                go_live(events, feed, context.shared)
                 async for event in events:
                     live = feed.accept(event)
                     if live is not None:
