@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 import asyncpg
-from sqlalchemy import Select, event
+from sqlalchemy import Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -81,9 +81,9 @@ async def autocommit(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
 
 
 async def read_row(
-    sessions: SessionFactory, statement: Select[Any], params: Mapping[str, Any]
+    sessions: SessionFactory, statement: Executable, params: Mapping[str, Any]
 ) -> Any | None:
-    """The one row `statement` selects (None if none).
+    """The one row `statement` selects or returns (None if none).
 
     One round trip: a Core statement (the caller keeps one object per query, so SQLAlchemy's
     compiled cache answers at once) on a pooled connection outside any transaction, with no
@@ -94,17 +94,30 @@ async def read_row(
 
 
 class RowReader(Protocol):
-    async def one(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None: ...
+    async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any | None: ...
+
+
+class RowWriter(RowReader, Protocol):
+    async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """Run a data-modifying statement without RETURNING; the rows it changed."""
+        ...
 
 
 class CoreRows:
-    """`read_row` on the process's engine: what workers and scripts read rows with."""
+    """Statements on the process's engine, each on an autocommit connection: what scripts
+    read rows with, and how the API writes its transitions."""
 
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
 
-    async def one(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
+    async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any | None:
+        """The one row `statement` selects or returns (None if none)."""
         return await read_row(self.sessions, statement, params)
+
+    async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        async with autocommit_connection(self.sessions) as conn:
+            result = await conn.execute(statement, params)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -113,15 +126,22 @@ class DatabaseUnavailable(ConnectionError):
 
 
 class HotRows:
-    """The API's hottest reads (a job by id, for every `job(id)` request) on asyncpg's own pool.
+    """The hottest statements on asyncpg's own pool: the API's read of a job by id (every
+    `job(id)` request), the worker's claim, progress, heartbeat and finish.
 
     SQLAlchemy's checkout, execution context and result wrapping cost about 0.5 ms of CPU
-    per read, eight times asyncpg's `fetchrow` of the same row: most of a small query's
-    time. Each statement is still a Core select, compiled once by the engine's own dialect
-    to its SQL and parameter order; rows decode as the engine decodes them (JSON and JSONB
-    by `json.loads`; every other column type our tables use asyncpg and SQLAlchemy give
-    alike, which tests/test_hot_rows.py checks column by column). The pool opens
-    connections only when reads need them and keeps at most `size`.
+    per statement, eight times asyncpg's `fetchrow` of the same row: most of a small query's
+    time. Each statement is still a Core statement, compiled once by the engine's own
+    dialect to its SQL and parameter order (an `IN` of constants expanded as SQLAlchemy
+    expands it); every value goes through its column type's bind processor as SQLAlchemy
+    sends it (JSON serialized by the type), and the constants compiled into the statement
+    are bound as compiled. Rows decode as the engine decodes them (JSON and JSONB by
+    `json.loads`; every other column type our tables use asyncpg and SQLAlchemy give alike,
+    which tests/test_hot_rows.py checks column by column). The pool opens connections only
+    when statements need them and keeps at most `size`.
+
+    Only for statements built once and kept (a module's, or a `Lifecycle` template): each
+    distinct statement object is compiled and kept for the pool's life.
     """
 
     def __init__(self, engine: AsyncEngine, size: int) -> None:
@@ -131,7 +151,7 @@ class HotRows:
         self._dialect = engine.dialect
         self._size = size
         self._pool: asyncpg.Pool | None = None
-        self._compiled: dict[Select[Any], Compiled] = {}
+        self._compiled: dict[Executable, Compiled] = {}
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(
@@ -146,48 +166,98 @@ class HotRows:
         if self._pool is not None:
             await self._pool.close()
 
-    def _compile(self, statement: Select[Any]) -> Compiled:
+    def _compile(self, statement: Executable) -> Compiled:
         found = self._compiled.get(statement)
         if found is None:
-            compiled = statement.compile(dialect=self._dialect)
-            names = [str(column.key) for column in statement.selected_columns]
+            compiled = statement.compile(dialect=self._dialect)  # type: ignore[attr-defined]
+            unbound = {name: None for name, bind in compiled.binds.items() if bind.required}
+            expanded = compiled.construct_expanded_state(unbound)
+            parents = {
+                name: parent
+                for parent, names in (expanded.parameter_expansion or {}).items()
+                for name in names
+            }
+            plan = []
+            for name in expanded.positiontup or ():
+                bind = compiled.binds[parents.get(name, name)]
+                process = bind.type.dialect_impl(self._dialect).bind_processor(self._dialect)
+                if name in unbound:
+                    plan.append(Param(name, process, None))
+                else:
+                    value = expanded.parameters[name]
+                    plan.append(Param(None, None, process(value) if process else value))
+            columns = getattr(statement, "exported_columns", ())
+            names = [str(column.key) for column in columns] or ["_"]
             row: Any = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
-            found = self._compiled[statement] = Compiled(
-                compiled.string, tuple(compiled.positiontup or ()), row._make
-            )
+            found = self._compiled[statement] = Compiled(expanded.statement, tuple(plan), row._make)
         return found
 
-    async def one(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
+    @staticmethod
+    def _args(compiled: Compiled, params: Mapping[str, Any]) -> list[Any]:
+        args = []
+        for name, process, constant in compiled.params:
+            if name is None:
+                args.append(constant)
+            else:
+                value = params[name]
+                args.append(process(value) if process else value)
+        return args
+
+    async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any | None:
         """The row as a named tuple of the statement's column names: its columns read as
         attributes, as a SQLAlchemy Row's do, at the cost of a tuple's."""
         assert self._pool is not None, "HotRows.start() first"
         compiled = self._compile(statement)
+        args = self._args(compiled, params)
         try:
-            record = await self._pool.fetchrow(
-                compiled.sql, *(params[name] for name in compiled.params)
-            )
+            record = await self._pool.fetchrow(compiled.sql, *args)
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
             raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
         except asyncpg.OperatorInterventionError as exc:
             raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
         return None if record is None else compiled.row(record.values())
 
+    async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
+        """Run a data-modifying statement without RETURNING; the rows it changed (from the
+        server's command tag, as the engine's rowcount)."""
+        assert self._pool is not None, "HotRows.start() first"
+        compiled = self._compile(statement)
+        args = self._args(compiled, params)
+        try:
+            tag = await self._pool.execute(compiled.sql, *args)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+            raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
+        except asyncpg.OperatorInterventionError as exc:
+            raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
+        return int(tag.rsplit(" ", 1)[-1])
+
+
+class Param(NamedTuple):
+    name: str | None
+    """The caller's parameter, or None for a constant compiled into the statement."""
+    process: Callable[[Any], Any] | None
+    """The column type's bind processor for the caller's value."""
+    constant: Any
+
 
 class Compiled(NamedTuple):
     sql: str
-    params: tuple[str, ...]
-    """The statement's parameter names in the order of its $1, $2, ..."""
+    params: tuple[Param, ...]
+    """Where each of the statement's $1, $2, ... comes from."""
     row: Callable[[Iterable[Any]], Any]
 
 
 async def _nothing_to_reset(conn: asyncpg.Connection[Any]) -> None:
-    """A single SELECT leaves no session state (no LISTEN, lock, SET or cursor), so a
-    connection goes back to the pool without asyncpg's reset statement, a round trip that
-    doubled each read's cost. asyncpg still rolls back a transaction left open."""
+    """A single statement outside a transaction leaves no session state (no LISTEN, SET or
+    cursor; an advisory lock it took is a transaction's, gone with it), so a connection
+    goes back to the pool without asyncpg's reset statement, a round trip that doubled each
+    read's cost. asyncpg still rolls back a transaction left open."""
 
 
 async def _json_codecs(conn: asyncpg.Connection[Any]) -> None:
+    """JSON values arrive as text, already serialized by the column type (as SQLAlchemy's
+    own codec takes them), and are decoded as the engine decodes them."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+            name, encoder=str, decoder=json.loads, schema="pg_catalog", format="text"
         )

@@ -28,6 +28,7 @@ from sqlalchemy import (
     ClauseElement,
     ColumnElement,
     Select,
+    Update,
     bindparam,
     func,
     insert,
@@ -40,7 +41,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.config import Settings
-from app.db import CoreRows, RowReader, SessionFactory, autocommit, autocommit_connection
+from app.db import (
+    CoreRows,
+    RowReader,
+    RowWriter,
+    SessionFactory,
+    autocommit,
+    autocommit_connection,
+)
 from app.metrics import Metrics
 from jobs.access import ADMIN, Caller, Forbidden, Visibility, parse_visibility
 from jobs.changes import next_change_seq, with_change_log
@@ -90,6 +98,22 @@ def row_by_id(spec: KindSpec) -> Select[Any]:
     model = spec.model
     table = model.__table__
     return select(*row_columns(model, table)).where(table.c[model.id_column] == bindparam("id"))
+
+
+@functools.cache
+def heartbeat_statement(spec: KindSpec) -> Update:
+    """A run's sign of life (`:id`, `:token`): one statement object per kind, kept, so the
+    worker's pool compiles it once."""
+    model = spec.model
+    return (
+        update(model)
+        .where(
+            model.id == bindparam("id", type_=model.id.type),
+            model.status == JobStatus.RUNNING.value,
+            model.run_token == bindparam("token", type_=model.run_token.type),
+        )
+        .values(heartbeat_at=func.now())
+    )
 
 
 def snapshot(spec: KindSpec, row: Any) -> dict[str, Any]:
@@ -203,6 +227,30 @@ def expires_in(model: Any) -> ColumnElement[Any]:
     return func.now() + model.retention_days * literal_column("interval '1 day'")
 
 
+def _is_sql(value: Any) -> bool:
+    """A SQL expression (part of a template's statement), not a value to bind."""
+    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
+
+
+@functools.cache
+def _start_sql(spec: KindSpec) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+    """The start's condition and SQL-valued columns, built once per kind: with a template
+    they only pick the statement, so building them anew per call was wasted work."""
+    model = spec.model
+    due = [or_(model.scheduled_for.is_(None), model.scheduled_for <= func.now())]
+    return due, {
+        "heartbeat_at": func.now(),
+        "attempts": model.attempts + 1,
+        "started_at": func.now(),
+    }
+
+
+@functools.cache
+def _finish_sql(spec: KindSpec) -> dict[str, Any]:
+    """The SQL-valued columns every end of a run sets (see `_start_sql`)."""
+    return {"completed_at": func.now(), "expires_at": expires_in(spec.model)}
+
+
 class Lifecycle:
     """Job state changes for one process (API or worker), over its DB sessions and Redis."""
 
@@ -214,10 +262,14 @@ class Lifecycle:
         metrics: Metrics,
         *,
         rows: RowReader | None = None,
+        writes: RowWriter | None = None,
     ) -> None:
         self.sessions = sessions
         self.rows = rows or CoreRows(sessions)
         """How `find` reads a job: the API's own pool (app.db.HotRows), else the engine."""
+        self.writes = writes or CoreRows(sessions)
+        """How templated transitions and the heartbeat run: the worker's own pool
+        (app.db.HotRows), else the engine, each statement on an autocommit connection."""
         self.redis = redis
         self.settings = settings
         self.metrics = metrics
@@ -460,14 +512,14 @@ class Lifecycle:
         params: dict[str, Any] = {"tf_job_id": job_id}
         if claim is not None:
             params["tf_claim"] = claim
-        bound = {}
         for name, value in values.items():
-            if isinstance(value, ClauseElement) or hasattr(value, "__clause_element__"):
-                bound[name] = value
-            else:
+            if not _is_sql(value):
                 params[f"tf_{name}"] = value
-                bound[name] = _bound(model, name)
         if query is None:
+            bound = {
+                name: value if _is_sql(value) else _bound(model, name)
+                for name, value in values.items()
+            }
             conditions = [*where]
             if claim is not None:
                 token = bindparam("tf_claim", type_=model.run_token.type)
@@ -487,10 +539,14 @@ class Lifecycle:
                 query = stmt.returning(*row_columns(model, model.__table__))
             if template is not None:
                 self._templates[key] = query
-        # One statement on a Core connection outside a transaction (as `autocommit`): no
-        # session, and the row comes back as columns, not an ORM instance to load.
-        async with autocommit_connection(self.sessions) as conn:
-            row = (await conn.execute(query, params)).one_or_none()
+        # One statement outside a transaction (as `autocommit`): no session, and the row
+        # comes back as columns, not an ORM instance to load. A template is kept, so it may
+        # go to `writes`, which compiles each statement once for good.
+        if template is not None:
+            row = await self.writes.one(query, params)
+        else:
+            async with autocommit_connection(self.sessions) as conn:
+                row = (await conn.execute(query, params)).one_or_none()
         snap = snapshot(spec, row) if row is not None else None
         if snap is not None:
             await self.publish(snap, logged=logged)
@@ -501,18 +557,18 @@ class Lifecycle:
     async def start(
         self, spec: KindSpec, job_id: uuid.UUID, token: uuid.UUID
     ) -> dict[str, Any] | None:
-        model = spec.model
+        due, computed = _start_sql(spec)
         return await self.transition(
             spec,
             job_id,
             [JobStatus.PENDING],
-            where=[or_(model.scheduled_for.is_(None), model.scheduled_for <= func.now())],
+            where=due,
             template="start",
             status=JobStatus.RUNNING,
             run_token=token,
-            heartbeat_at=func.now(),
-            attempts=model.attempts + 1,
-            started_at=func.now(),
+            heartbeat_at=computed["heartbeat_at"],
+            attempts=computed["attempts"],
+            started_at=computed["started_at"],
             message="started",
             progress_percent=0.0,
             progress_step="starting",
@@ -522,19 +578,8 @@ class Lifecycle:
 
     async def heartbeat(self, spec: KindSpec, job_id: uuid.UUID, token: uuid.UUID) -> bool:
         """A sign of life (no event, no version); False once the run has lost its claim."""
-        model = spec.model
-        async with autocommit(self.sessions) as session:
-            result = await session.execute(
-                update(model)
-                .where(
-                    model.id == job_id,
-                    model.status == JobStatus.RUNNING.value,
-                    model.run_token == token,
-                )
-                .values(heartbeat_at=func.now())
-                .execution_options(synchronize_session=False)
-            )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        changed = await self.writes.count(heartbeat_statement(spec), {"id": job_id, "token": token})
+        return bool(changed)
 
     async def progress(
         self,
@@ -580,8 +625,7 @@ class Lifecycle:
             template="complete",
             status=JobStatus.COMPLETED,
             result_json=result,
-            completed_at=func.now(),
-            expires_at=expires_in(spec.model),
+            **_finish_sql(spec),
             progress_percent=100.0,
             progress_step="done",
             progress_processed=spec.model.progress_total,

@@ -25,7 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.config import Settings
-from app.db import create_engine, create_session_factory
+from app.db import HotRows, create_engine, create_session_factory
 from app.metrics import Metrics
 from jobs.arq_claims import arq_job_timeout
 from jobs.context import JobCancelled, RunContext
@@ -66,8 +66,15 @@ async def startup(ctx: dict[str, Any]) -> None:
             start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         except OSError as exc:
             log.warning("worker metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
+    # The claim, progress, heartbeat and finish of every run on asyncpg's own pool (at most
+    # one statement per running job at a time, and the odd heartbeat beside it).
+    writes = HotRows(engine, settings.worker_max_jobs + 2)
+    await writes.start()
     ctx["engine"] = engine
-    ctx["lifecycle"] = Lifecycle(create_session_factory(engine), ctx["redis"], settings, metrics)
+    ctx["writes"] = writes
+    ctx["lifecycle"] = Lifecycle(
+        create_session_factory(engine), ctx["redis"], settings, metrics, writes=writes
+    )
     ctx["last_sweep"] = 0.0
     log.info(
         "worker ready: queue %s, up to %d jobs at once",
@@ -77,6 +84,8 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "writes" in ctx:
+        await ctx["writes"].close()
     if "engine" in ctx:
         await ctx["engine"].dispose()
     log.info("worker stopped")

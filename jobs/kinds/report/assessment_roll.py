@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, bindparam, func, select, tuple_
 
 from app.db import autocommit
 from app.models import Assessment, Parcel
@@ -27,7 +28,7 @@ COLUMNS = (
 )
 
 
-def _join(tax_year: int) -> Any:
+def _join(tax_year: Any) -> Any:
     return and_(
         Assessment.county_id == Parcel.county_id,
         Assessment.parcel_id == Parcel.parcel_id,
@@ -35,7 +36,7 @@ def _join(tax_year: int) -> Any:
     )
 
 
-def _totals_query(county_id: str, tax_year: int) -> Any:
+def _totals_query(county_id: Any, tax_year: Any) -> Any:
     """Counts, sums and medians of the county, of each class and of each neighbourhood.
 
     One statement (three grouping sets) rather than one per breakdown: for a small county
@@ -79,7 +80,7 @@ def _group(name: str, row: Any) -> dict[str, Any]:
     }
 
 
-def _roll_page(county_id: str, tax_year: int, after: str | None) -> Any:
+def _roll_page(county_id: Any, tax_year: Any, after: Any) -> Any:
     """Up to BATCH roll rows after parcel `after`: keyset pages, so a county that fits in
     one page is read by one statement, with no cursor (and no transaction) around it."""
     query = (
@@ -101,11 +102,28 @@ def _roll_page(county_id: str, tax_year: int, after: str | None) -> Any:
     return query if after is None else query.where(Parcel.parcel_id > after)
 
 
+@functools.cache
+def _statements() -> tuple[Any, Any, Any]:
+    """The totals, the first page and a later page, for `:county_id`, `:tax_year` (and
+    `:after`): built once, as building them cost more than running them for a small county."""
+    county_id: Any = bindparam("county_id")
+    tax_year: Any = bindparam("tax_year")
+    return (
+        _totals_query(county_id, tax_year),
+        _roll_page(county_id, tax_year, None),
+        _roll_page(county_id, tax_year, bindparam("after")),
+    )
+
+
 async def run(ctx: RunContext, params: AssessmentRollParams) -> dict[str, Any]:
     await ctx.progress("loading roll", percent=2)
+    totals_query, first_page, next_page = _statements()
     async with autocommit(ctx.sessions) as session:
         tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
-        totals = (await session.execute(_totals_query(ctx.county_id, tax_year))).all()
+        # Core reads on the session's connection: the rows are plain rows either way.
+        conn = await session.connection()
+        where = {"county_id": ctx.county_id, "tax_year": tax_year}
+        totals = (await conn.execute(totals_query, where)).all()
         by_class = [_group(row[1], row) for row in totals if row.level == BY_CLASS]
         by_neighborhood = [_group(row[2], row) for row in totals if row.level == BY_NEIGHBORHOOD]
         county = [row for row in totals if row.level == COUNTY]
@@ -128,7 +146,10 @@ async def run(ctx: RunContext, params: AssessmentRollParams) -> dict[str, Any]:
             roll_table = out.main_table(f"assessment_roll_{tax_year}.csv", "Roll", COLUMNS)
             after: str | None = None
             while True:
-                rows = (await session.execute(_roll_page(ctx.county_id, tax_year, after))).all()
+                if after is None:
+                    rows = (await conn.execute(first_page, where)).all()
+                else:
+                    rows = (await conn.execute(next_page, {**where, "after": after})).all()
                 if not rows:
                     break
                 written += await roll_table.write(rows)
