@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Assessment, Parcel, Sale
 from jobs.spec import BadInput
+from jobs.validation_reads import ValidationReads
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,23 @@ def _tax_years() -> Select[Any]:
     )
 
 
-async def _scalars(session: AsyncSession, statement: Select[Any], **params: Any) -> list[Any]:
-    """A Core read on the session's connection: the same statement and rows, without the
-    ORM's execution around a select that loads no instances."""
-    conn = await session.connection()
+async def _scalars(
+    source: ValidationReads | AsyncSession, statement: Select[Any], **params: Any
+) -> list[Any]:
+    """A Core read: a validation's on its row reader, a run's on its session's connection
+    (the same statement and rows, without the ORM's execution around a select that loads
+    no instances)."""
+    if isinstance(source, ValidationReads):
+        return await source.scalars(statement, params)
+    conn = await source.connection()
     return list((await conn.scalars(statement, params)).all())
 
 
-async def require_county(session: AsyncSession, county_id: str, field: str = "countyId") -> None:
+async def require_county(reads: ValidationReads, county_id: str, field: str = "countyId") -> None:
     """Reject a county with no parcels, listing the counties that have data."""
-    if await _scalars(session, _one_parcel(), county_id=county_id):
+    if await _scalars(reads, _one_parcel(), county_id=county_id):
         return
+    session = await reads.session()
     known = (
         await session.scalars(select(Parcel.county_id).distinct().order_by(Parcel.county_id))
     ).all()
@@ -95,10 +102,14 @@ async def require_county(session: AsyncSession, county_id: str, field: str = "co
 
 
 async def require_tax_year(
-    session: AsyncSession, county_id: str, tax_year: int | None, field: str = "parameters.taxYear"
+    source: ValidationReads | AsyncSession,
+    county_id: str,
+    tax_year: int | None,
+    field: str = "parameters.taxYear",
 ) -> int:
-    """The tax year asked for, or the latest assessed one; it must have assessments."""
-    years = await _scalars(session, _tax_years(), county_id=county_id)
+    """The tax year asked for, or the latest assessed one; it must have assessments. Asked
+    by validation and again by the run, which reads it in its own session."""
+    years = await _scalars(source, _tax_years(), county_id=county_id)
     if not years:
         raise BadInput("countyId", f"county {county_id!r} has no assessments; import some first")
     if tax_year is None:
@@ -113,8 +124,9 @@ async def require_tax_year(
 
 
 async def require_parcel(
-    session: AsyncSession, county_id: str, parcel_id: str, field: str = "propertyId"
+    reads: ValidationReads, county_id: str, parcel_id: str, field: str = "propertyId"
 ) -> None:
+    session = await reads.session()
     found = await session.scalar(
         select(Parcel.id).where(Parcel.county_id == county_id, Parcel.parcel_id == parcel_id)
     )

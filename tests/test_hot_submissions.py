@@ -1,0 +1,281 @@
+"""The API validates and INSERTs a submission, and runs a client's cancel and retry, on
+asyncpg's own pool (app.db.HotRows as `Lifecycle.rows` and `Lifecycle.writes`, read by
+jobs.validation_reads.ValidationReads). Each must do exactly what the engine's way does: the
+same row, column by column and type by type, the same change-log rows, snapshots and events
+in the same order, and the same refusals (field and message) for bad input."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.config import Settings
+from app.db import CoreRows, DatabaseUnavailable, HotRows, create_session_factory
+from app.metrics import Metrics
+from jobs.access import ANONYMOUS_ADMIN
+from jobs.changes import JobChange
+from jobs.county_data import _one_parcel, _tax_years
+from jobs.lifecycle import Lifecycle, row_by_id
+from jobs.registry import KINDS, metric_kinds
+from jobs.spec import BadInput, JobKind
+
+VOLATILE = {
+    "id",
+    "change_seq",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "expires_at",
+    "last_retry_at",
+}
+"""What differs between two jobs however they are written: their ids and times."""
+
+
+def _valid(county: str) -> list[tuple[JobKind, dict[str, Any]]]:
+    """An input of every kind, each validation reading what that kind reads."""
+    return [
+        (JobKind.REPORT, {"report_type": "assessment_roll", "county_id": county}),
+        (
+            JobKind.REPORT,
+            {
+                "report_type": "sales_ratio_study",
+                "county_id": county,
+                "parameters": {"sales_ratio_study": {}},
+                "name": "  named \u2013 \u00e9  ",
+                "description": "with a description",
+                "priority": 3,
+                "retention_days": 9,
+                "visibility": "COUNTY",
+            },
+        ),
+        (JobKind.MARKET_ANALYSIS, {"analysis_type": "price_trend", "county_id": county}),
+        (
+            JobKind.GIS_EXPORT,
+            {"county_id": county, "export_format": "GeoJSON", "layers": ["PARCELS", "ASSESSMENTS"]},
+        ),
+        (JobKind.VALUATION, {"county_id": county}),
+    ]
+
+
+def _refused(county: str) -> list[tuple[JobKind, dict[str, Any]]]:
+    """Inputs every validation read must refuse, each in its own words."""
+    return [
+        (JobKind.REPORT, {"report_type": "assessment_roll", "county_id": "NOWHERE"}),
+        (
+            JobKind.REPORT,
+            {
+                "report_type": "assessment_roll",
+                "county_id": county,
+                "parameters": {"assessment_roll": {"tax_year": 1850}},
+            },
+        ),
+        (JobKind.MARKET_ANALYSIS, {"analysis_type": "price_trend", "county_id": "NOWHERE"}),
+        (
+            JobKind.GIS_EXPORT,
+            {"county_id": county, "export_format": "GeoJSON", "layers": ["ZONING"]},
+        ),
+        (
+            JobKind.GIS_EXPORT,
+            {
+                "county_id": county,
+                "export_format": "GeoJSON",
+                "layers": ["ASSESSMENTS"],
+                "parameters": {"tax_year": 1850},
+            },
+        ),
+        (JobKind.VALUATION, {"county_id": county, "property_id": "no-such-parcel"}),
+        (JobKind.VALUATION, {"county_id": "NOWHERE"}),
+    ]
+
+
+@pytest.fixture
+async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
+async def hot(engine: AsyncEngine) -> AsyncIterator[HotRows]:
+    rows = HotRows(engine, size=2)
+    await rows.start()
+    yield rows
+    await rows.close()
+
+
+def _lifecycles(
+    engine: AsyncEngine, redis: ArqRedis, settings: Settings, hot: HotRows
+) -> tuple[Lifecycle, Lifecycle]:
+    """The engine's way, and the API's (app.main.create_app)."""
+    sessions = create_session_factory(engine)
+    metrics = Metrics(CollectorRegistry(), metric_kinds())
+    return (
+        Lifecycle(sessions, redis, settings, metrics),
+        Lifecycle(sessions, redis, settings, metrics, rows=hot, writes=hot),
+    )
+
+
+def _stable(snap: dict[str, Any] | None) -> dict[str, Any] | None:
+    if snap is None:
+        return None
+    return {key: value for key, value in snap.items() if key not in VOLATILE}
+
+
+async def _row(engine: AsyncEngine, kind: JobKind, job_id: str) -> dict[str, tuple[Any, type]]:
+    """The job's whole row as the engine reads it, each value with its type."""
+    sessions = create_session_factory(engine)
+    row = await CoreRows(sessions).one(row_by_id(KINDS[kind]), {"id": uuid.UUID(job_id)})
+    assert row is not None
+    return {
+        name: (None if name in VOLATILE else getattr(row, name), type(getattr(row, name)))
+        for name in row._fields
+    }
+
+
+async def _log(engine: AsyncEngine, job_id: str) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                JobChange.kind,
+                JobChange.county_id,
+                JobChange.owner,
+                JobChange.status,
+                JobChange.version,
+            )
+            .where(JobChange.job_id == uuid.UUID(job_id))
+            .order_by(JobChange.seq)
+        )
+        return [tuple(row) for row in rows]
+
+
+async def _events(pubsub: Any) -> list[dict[str, Any]]:
+    events = []
+    while (message := await pubsub.get_message(timeout=0.5)) is not None:
+        if message["type"] == "message":
+            events.append(json.loads(message["data"]))
+    return events
+
+
+async def test_a_submission_writes_on_the_hot_pool_what_it_writes_on_the_engine(
+    engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
+) -> None:
+    client = Redis.from_url(settings.redis_url or "")
+    pubsub = client.pubsub()
+    await pubsub.subscribe(settings.events_channel)
+    try:
+        answers: list[list[Any]] = [[], []]
+        ids: list[list[str]] = [[], []]
+        for n, lifecycle in enumerate(_lifecycles(engine, arq_redis, settings, hot)):
+            for kind, raw in _valid(county):
+                snap = await lifecycle.submit(kind, raw, ANONYMOUS_ADMIN)
+                ids[n].append(snap["id"])
+                answers[n].append(_stable(snap))
+                answers[n].append(await _row(engine, kind, snap["id"]))
+                answers[n].append(await _log(engine, snap["id"]))
+                queued = await arq_redis.zscore(settings.queue_name, snap["id"])
+                answers[n].append(await arq_redis.exists(f"arq:job:{snap['id']}"))
+                answers[n].append(queued is not None)
+        assert answers[0] == answers[1]
+        assert [a["status"] for a in answers[1][::5]] == ["PENDING"] * len(_valid(county))
+        assert answers[1][3:5] == [1, True]
+        received = await _events(pubsub)
+        events = [[_stable(e) for e in received if e["id"] in run] for run in ids]
+        assert events[0] == events[1] and len(events[1]) == len(_valid(county))
+        assert [e["id"] for e in received if e["id"] in ids[1]] == ids[1]
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def test_bad_input_is_refused_alike(
+    engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
+) -> None:
+    refusals: list[list[tuple[str, str]]] = [[], []]
+    for n, lifecycle in enumerate(_lifecycles(engine, arq_redis, settings, hot)):
+        for kind, raw in _refused(county):
+            with pytest.raises(BadInput) as caught:
+                await lifecycle.submit(kind, raw, ANONYMOUS_ADMIN)
+            refusals[n].append((caught.value.field, caught.value.message))
+    assert refusals[0] == refusals[1]
+    assert f"counties with data: {county}" in refusals[1][0][1]
+    assert refusals[1][1][0] == "parameters.assessmentRoll.taxYear"
+
+
+async def test_a_submission_on_the_hot_pool_checks_out_no_engine_connection(
+    engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
+) -> None:
+    """The mechanism itself: validation's reads and the INSERT leave the engine alone."""
+    checkouts: list[object] = []
+
+    def count(*args: object) -> None:
+        checkouts.append(args)
+
+    core, fast = _lifecycles(engine, arq_redis, settings, hot)
+    roll = {"report_type": "assessment_roll", "county_id": county}
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkout", count)
+    try:
+        await fast.submit(JobKind.REPORT, roll, ANONYMOUS_ADMIN)
+        assert checkouts == []
+        await core.submit(JobKind.REPORT, roll, ANONYMOUS_ADMIN)
+        assert checkouts, "the engine's way checks out its connections"
+    finally:
+        event.remove(pool, "checkout", count)
+
+
+async def test_validation_reads_read_as_the_engine_reads(
+    engine: AsyncEngine, county: str, hot: HotRows
+) -> None:
+    core = CoreRows(create_session_factory(engine))
+    for statement in (_one_parcel(), _tax_years()):
+        for place in (county, "NOWHERE"):
+            theirs = await core.all(statement, {"county_id": place})
+            ours = await hot.all(statement, {"county_id": place})
+            assert [[(v, type(v)) for v in row] for row in ours] == [
+                [(v, type(v)) for v in row] for row in theirs
+            ]
+    assert len(await hot.all(_tax_years(), {"county_id": county})) >= 1
+
+
+async def test_cancel_and_retry_on_the_hot_pool_as_on_the_engine(
+    engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
+) -> None:
+    answers: list[list[Any]] = [[], []]
+    roll = {"report_type": "assessment_roll", "county_id": county}
+    for n, lifecycle in enumerate(_lifecycles(engine, arq_redis, settings, hot)):
+        job_id = (await lifecycle.submit(JobKind.REPORT, roll, ANONYMOUS_ADMIN))["id"]
+        answers[n].append(_stable(await lifecycle.cancel(uuid.UUID(job_id), ANONYMOUS_ADMIN)))
+        answers[n].append(await _row(engine, JobKind.REPORT, job_id))
+        answers[n].append(_stable(await lifecycle.retry(uuid.UUID(job_id), ANONYMOUS_ADMIN)))
+        answers[n].append(await _row(engine, JobKind.REPORT, job_id))
+        answers[n].append(await _log(engine, job_id))
+    assert answers[0] == answers[1]
+    assert [answers[1][0]["status"], answers[1][2]["status"]] == ["CANCELLED", "PENDING"]
+
+
+async def test_an_unreachable_server_refuses_a_submission_as_unavailable(
+    engine: AsyncEngine, settings: Settings, arq_redis: ArqRedis
+) -> None:
+    """An OSError, which the API answers SERVICE_UNAVAILABLE, as the engine's outages."""
+    dead = create_async_engine(engine.url.set(host="127.0.0.1", port=9, query={}))
+    rows = HotRows(dead, size=1)
+    await rows.start()
+    try:
+        _, fast = _lifecycles(engine, arq_redis, settings, rows)
+        roll = {"report_type": "assessment_roll", "county_id": "TESTCO"}
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await fast.submit(JobKind.REPORT, roll, ANONYMOUS_ADMIN)
+        assert isinstance(caught.value, OSError)
+    finally:
+        await rows.close()
+        await dead.dispose()
