@@ -32,6 +32,10 @@ class ValidationReads:
         self._opened = contextlib.AsyncExitStack()
         self._session: AsyncSession | None = None
 
+    async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """The one row of a kept statement that always returns one (an aggregate's)."""
+        return await self._rows.one(statement, params)
+
     async def scalars(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
         """The first column of every row of a kept statement."""
         return [row[0] for row in await self._rows.all(statement, params)]

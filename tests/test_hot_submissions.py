@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -16,18 +16,27 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings
 from app.db import CoreRows, DatabaseUnavailable, HotRows, create_session_factory
+from app.demo_data import load_demo_county
 from app.metrics import Metrics
+from app.models import Assessment
 from jobs.access import ANONYMOUS_ADMIN
 from jobs.changes import JobChange
-from jobs.county_data import _one_parcel, _tax_years
+from jobs.county_data import (
+    _one_parcel,
+    _tax_years,
+    require_county,
+    require_county_and_tax_year,
+    require_tax_year,
+)
 from jobs.lifecycle import Lifecycle, row_by_id
 from jobs.registry import KINDS, metric_kinds
 from jobs.spec import BadInput, JobKind
+from jobs.validation_reads import ValidationReads
 
 VOLATILE = {
     "id",
@@ -279,3 +288,46 @@ async def test_an_unreachable_server_refuses_a_submission_as_unavailable(
     finally:
         await rows.close()
         await dead.dispose()
+
+
+async def test_the_one_read_county_check_refuses_as_the_two_reads_did(
+    engine: AsyncEngine, county: str, hot: HotRows
+) -> None:
+    """`require_county_and_tax_year` against `require_county` then `require_tax_year`, on
+    every case each can refuse: no such county, a county without assessments, a tax year
+    it has no assessments for; and the year each picks when none is asked for."""
+    await load_demo_county(engine, "BAREYEARS", 5, seed=2)
+    async with engine.begin() as conn:
+        await conn.execute(delete(Assessment).where(Assessment.county_id == "BAREYEARS"))
+    sessions = create_session_factory(engine)
+    years = await CoreRows(sessions).all(_tax_years(), {"county_id": county})
+    cases = [
+        (place, year)
+        for place in (county, "BAREYEARS", "NOWHERE")
+        for year in (None, years[0][0], years[-1][0], 1850)
+    ]
+    for reader in (hot, CoreRows(sessions)):
+        for place, year in cases:
+            async with ValidationReads(reader, sessions) as reads:
+                one = await _outcome(require_county_and_tax_year(reads, place, year, "p.taxYear"))
+                two = await _outcome(_two_reads(reads, place, year, "p.taxYear"))
+            assert one == two, (place, year)
+            if place == county and year != 1850:
+                assert one == ("year", year or years[-1][0])
+            else:
+                assert one[0] == "refused", (place, year)
+
+
+async def _outcome(check: Awaitable[int]) -> tuple[str, Any]:
+    try:
+        return "year", await check
+    except BadInput as exc:
+        return "refused", (exc.field, exc.message)
+
+
+async def _two_reads(
+    reads: ValidationReads, county_id: str, tax_year: int | None, field: str
+) -> int:
+    """The county check as validation made it before: two reads."""
+    await require_county(reads, county_id)
+    return await require_tax_year(await reads.session(), county_id, tax_year, field)

@@ -7,7 +7,7 @@ from typing import Any
 
 from app.config import Settings
 from jobs.context import RunContext
-from jobs.county_data import require_county, require_tax_year
+from jobs.county_data import require_county, require_county_and_tax_year
 from jobs.kinds.gis_export import export
 from jobs.kinds.gis_export.area import AreaOfInterestError, stored_area
 from jobs.kinds.gis_export.params import LAYERS, GisExportParams
@@ -37,9 +37,10 @@ async def validate(
         GisExportParams, raw.get("parameters"), max_bytes=settings.max_parameters_bytes
     )
     county_id = raw["county_id"]
-    await require_county(reads, county_id)
     if "assessments" in layers:
-        await require_tax_year(reads, county_id, params.tax_year, field="parameters.taxYear")
+        await require_county_and_tax_year(reads, county_id, params.tax_year, "parameters.taxYear")
+    else:
+        await require_county(reads, county_id)
     if "zoning" in layers and not await county_has_zoning(await reads.session(), county_id):
         raise BadInput(
             f"layers[{layers.index('zoning')}]",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from app.config import Settings
-from jobs.county_data import require_county, require_tax_year
+from jobs.county_data import require_county_and_tax_year
 from jobs.kinds.report import assessment_roll, sales_ratio_study
 from jobs.kinds.report.params import AssessmentRollParams, CodStandard, SalesRatioStudyParams
 from jobs.kinds.report.table import ReportJobRow
@@ -50,8 +50,7 @@ async def validate(
     if isinstance(params, SalesRatioStudyParams):
         _require_cod_standard(params)
     county_id = raw["county_id"]
-    await require_county(reads, county_id)
-    await require_tax_year(
+    await require_county_and_tax_year(
         reads,
         county_id,
         getattr(params, "tax_year", None),
