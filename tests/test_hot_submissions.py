@@ -6,26 +6,21 @@ in the same order, and the same refusals (field and message) for bad input."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
-from prometheus_client import CollectorRegistry
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings
 from app.db import CoreRows, DatabaseUnavailable, HotRows, create_session_factory
 from app.demo_data import load_demo_county
-from app.metrics import Metrics
 from app.models import Assessment
 from jobs.access import ANONYMOUS_ADMIN
-from jobs.changes import JobChange
 from jobs.county_data import (
     _one_parcel,
     _tax_years,
@@ -33,21 +28,15 @@ from jobs.county_data import (
     require_county_and_tax_year,
     require_tax_year,
 )
-from jobs.lifecycle import Lifecycle, row_by_id
-from jobs.registry import KINDS, metric_kinds
 from jobs.spec import BadInput, JobKind
 from jobs.validation_reads import ValidationReads
-
-VOLATILE = {
-    "id",
-    "change_seq",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "expires_at",
-    "last_retry_at",
-}
-"""What differs between two jobs however they are written: their ids and times."""
+from tests.hot_pools import (
+    change_log,
+    lifecycles,
+    received_events,
+    stable,
+    whole_row,
+)
 
 
 def _valid(county: str) -> list[tuple[JobKind, dict[str, Any]]]:
@@ -107,74 +96,6 @@ def _refused(county: str) -> list[tuple[JobKind, dict[str, Any]]]:
     ]
 
 
-@pytest.fixture
-async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
-    yield pool
-    await pool.aclose()
-
-
-@pytest.fixture
-async def hot(engine: AsyncEngine) -> AsyncIterator[HotRows]:
-    rows = HotRows(engine, size=2)
-    await rows.start()
-    yield rows
-    await rows.close()
-
-
-def _lifecycles(
-    engine: AsyncEngine, redis: ArqRedis, settings: Settings, hot: HotRows
-) -> tuple[Lifecycle, Lifecycle]:
-    """The engine's way, and the API's (app.main.create_app)."""
-    sessions = create_session_factory(engine)
-    metrics = Metrics(CollectorRegistry(), metric_kinds())
-    return (
-        Lifecycle(sessions, redis, settings, metrics),
-        Lifecycle(sessions, redis, settings, metrics, rows=hot, writes=hot),
-    )
-
-
-def _stable(snap: dict[str, Any] | None) -> dict[str, Any] | None:
-    if snap is None:
-        return None
-    return {key: value for key, value in snap.items() if key not in VOLATILE}
-
-
-async def _row(engine: AsyncEngine, kind: JobKind, job_id: str) -> dict[str, tuple[Any, type]]:
-    """The job's whole row as the engine reads it, each value with its type."""
-    sessions = create_session_factory(engine)
-    row = await CoreRows(sessions).one(row_by_id(KINDS[kind]), {"id": uuid.UUID(job_id)})
-    assert row is not None
-    return {
-        name: (None if name in VOLATILE else getattr(row, name), type(getattr(row, name)))
-        for name in row._fields
-    }
-
-
-async def _log(engine: AsyncEngine, job_id: str) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                JobChange.kind,
-                JobChange.county_id,
-                JobChange.owner,
-                JobChange.status,
-                JobChange.version,
-            )
-            .where(JobChange.job_id == uuid.UUID(job_id))
-            .order_by(JobChange.seq)
-        )
-        return [tuple(row) for row in rows]
-
-
-async def _events(pubsub: Any) -> list[dict[str, Any]]:
-    events = []
-    while (message := await pubsub.get_message(timeout=0.5)) is not None:
-        if message["type"] == "message":
-            events.append(json.loads(message["data"]))
-    return events
-
-
 async def test_a_submission_writes_on_the_hot_pool_what_it_writes_on_the_engine(
     engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
 ) -> None:
@@ -184,21 +105,21 @@ async def test_a_submission_writes_on_the_hot_pool_what_it_writes_on_the_engine(
     try:
         answers: list[list[Any]] = [[], []]
         ids: list[list[str]] = [[], []]
-        for n, lifecycle in enumerate(_lifecycles(engine, arq_redis, settings, hot)):
+        for n, lifecycle in enumerate(lifecycles(engine, arq_redis, settings, hot)):
             for kind, raw in _valid(county):
                 snap = await lifecycle.submit(kind, raw, ANONYMOUS_ADMIN)
                 ids[n].append(snap["id"])
-                answers[n].append(_stable(snap))
-                answers[n].append(await _row(engine, kind, snap["id"]))
-                answers[n].append(await _log(engine, snap["id"]))
+                answers[n].append(stable(snap))
+                answers[n].append(await whole_row(engine, snap["id"], kind))
+                answers[n].append(await change_log(engine, snap["id"]))
                 queued = await arq_redis.zscore(settings.queue_name, snap["id"])
                 answers[n].append(await arq_redis.exists(f"arq:job:{snap['id']}"))
                 answers[n].append(queued is not None)
         assert answers[0] == answers[1]
         assert [a["status"] for a in answers[1][::5]] == ["PENDING"] * len(_valid(county))
         assert answers[1][3:5] == [1, True]
-        received = await _events(pubsub)
-        events = [[_stable(e) for e in received if e["id"] in run] for run in ids]
+        received = await received_events(pubsub)
+        events = [[stable(e) for e in received if e["id"] in run] for run in ids]
         assert events[0] == events[1] and len(events[1]) == len(_valid(county))
         assert [e["id"] for e in received if e["id"] in ids[1]] == ids[1]
     finally:
@@ -210,7 +131,7 @@ async def test_bad_input_is_refused_alike(
     engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
 ) -> None:
     refusals: list[list[tuple[str, str]]] = [[], []]
-    for n, lifecycle in enumerate(_lifecycles(engine, arq_redis, settings, hot)):
+    for n, lifecycle in enumerate(lifecycles(engine, arq_redis, settings, hot)):
         for kind, raw in _refused(county):
             with pytest.raises(BadInput) as caught:
                 await lifecycle.submit(kind, raw, ANONYMOUS_ADMIN)
@@ -229,7 +150,7 @@ async def test_a_submission_on_the_hot_pool_checks_out_no_engine_connection(
     def count(*args: object) -> None:
         checkouts.append(args)
 
-    core, fast = _lifecycles(engine, arq_redis, settings, hot)
+    core, fast = lifecycles(engine, arq_redis, settings, hot)
     roll = {"report_type": "assessment_roll", "county_id": county}
     pool = engine.sync_engine.pool
     event.listen(pool, "checkout", count)
@@ -261,13 +182,13 @@ async def test_cancel_and_retry_on_the_hot_pool_as_on_the_engine(
 ) -> None:
     answers: list[list[Any]] = [[], []]
     roll = {"report_type": "assessment_roll", "county_id": county}
-    for n, lifecycle in enumerate(_lifecycles(engine, arq_redis, settings, hot)):
+    for n, lifecycle in enumerate(lifecycles(engine, arq_redis, settings, hot)):
         job_id = (await lifecycle.submit(JobKind.REPORT, roll, ANONYMOUS_ADMIN))["id"]
-        answers[n].append(_stable(await lifecycle.cancel(uuid.UUID(job_id), ANONYMOUS_ADMIN)))
-        answers[n].append(await _row(engine, JobKind.REPORT, job_id))
-        answers[n].append(_stable(await lifecycle.retry(uuid.UUID(job_id), ANONYMOUS_ADMIN)))
-        answers[n].append(await _row(engine, JobKind.REPORT, job_id))
-        answers[n].append(await _log(engine, job_id))
+        answers[n].append(stable(await lifecycle.cancel(uuid.UUID(job_id), ANONYMOUS_ADMIN)))
+        answers[n].append(await whole_row(engine, job_id))
+        answers[n].append(stable(await lifecycle.retry(uuid.UUID(job_id), ANONYMOUS_ADMIN)))
+        answers[n].append(await whole_row(engine, job_id))
+        answers[n].append(await change_log(engine, job_id))
     assert answers[0] == answers[1]
     assert [answers[1][0]["status"], answers[1][2]["status"]] == ["CANCELLED", "PENDING"]
 
@@ -280,7 +201,7 @@ async def test_an_unreachable_server_refuses_a_submission_as_unavailable(
     rows = HotRows(dead, size=1)
     await rows.start()
     try:
-        _, fast = _lifecycles(engine, arq_redis, settings, rows)
+        _, fast = lifecycles(engine, arq_redis, settings, rows)
         roll = {"report_type": "assessment_roll", "county_id": "TESTCO"}
         with pytest.raises(DatabaseUnavailable) as caught:
             await fast.submit(JobKind.REPORT, roll, ANONYMOUS_ADMIN)
