@@ -16,9 +16,9 @@ from app.db import RowReader, SessionFactory, autocommit
 class ValidationReads:
     """The reads of one validation (a submission's, or a saved template's check).
 
-    Every submission validates, most of them with two small reads (the county has parcels;
-    its tax years). On a SQLAlchemy session those cost more CPU than the server spends on
-    them: the connection checkout, the autocommit execution options, the session and the
+    Every submission validates, most of them with a small read or two (the county has
+    parcels; its tax years). On a SQLAlchemy session those cost more CPU than the server
+    spends on them: the connection checkout, the autocommit execution options, the session and the
     execution context around each. `scalars` runs such a statement (built once and kept by
     its module) on the process's row reader instead, which in the API is its own asyncpg
     pool (app.db.HotRows), with the same SQL and the same values. A kind's other reads take
@@ -33,7 +33,7 @@ class ValidationReads:
         self._session: AsyncSession | None = None
 
     async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any:
-        """The one row of a kept statement that always returns one (an aggregate's)."""
+        """The row of a kept statement that always returns one (a select of subqueries)."""
         return await self._rows.one(statement, params)
 
     async def scalars(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
