@@ -72,8 +72,9 @@ class Settings(BaseSettings):
     hot_read_pool_size: int = Field(
         default=10,
         ge=1,
-        description="the API's own PostgreSQL connections for reading a job by id, beside "
-        "its engine's pool; opened as reads need them",
+        description="the API's own PostgreSQL connections for reading a job by id, a "
+        "submission's checks and INSERT, and cancel or retry, beside its engine's pool; opened "
+        "as statements need them",
     )
     job_timeout_seconds: int = Field(default=3600, ge=1)
     progress_min_interval_seconds: float = Field(

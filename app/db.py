@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
 import asyncpg
@@ -96,6 +96,10 @@ async def read_row(
 class RowReader(Protocol):
     async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any | None: ...
 
+    async def all(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+        """Every row `statement` selects, in the order the server sends them."""
+        ...
+
 
 class RowWriter(RowReader, Protocol):
     async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
@@ -114,6 +118,10 @@ class CoreRows:
         """The one row `statement` selects or returns (None if none)."""
         return await read_row(self.sessions, statement, params)
 
+    async def all(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+        async with autocommit_connection(self.sessions) as conn:
+            return list((await conn.execute(statement, params)).all())
+
     async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
         async with autocommit_connection(self.sessions) as conn:
             result = await conn.execute(statement, params)
@@ -127,7 +135,8 @@ class DatabaseUnavailable(ConnectionError):
 
 class HotRows:
     """The hottest statements on asyncpg's own pool: the API's read of a job by id (every
-    `job(id)` request), the worker's claim, progress, heartbeat and finish.
+    `job(id)` request), a submission's validation reads and its INSERT, the worker's claim,
+    progress, heartbeat and finish.
 
     SQLAlchemy's checkout, execution context and result wrapping cost about 0.5 ms of CPU
     per statement, eight times asyncpg's `fetchrow` of the same row: most of a small query's
@@ -209,13 +218,19 @@ class HotRows:
         assert self._pool is not None, "HotRows.start() first"
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        try:
+        with _outage_as_unavailable():
             record = await self._pool.fetchrow(compiled.sql, *args)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-            raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
-        except asyncpg.OperatorInterventionError as exc:
-            raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
         return None if record is None else compiled.row(record.values())
+
+    async def all(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
+        """Every row, each a named tuple as `one` gives it."""
+        assert self._pool is not None, "HotRows.start() first"
+        compiled = self._compile(statement)
+        args = self._args(compiled, params)
+        with _outage_as_unavailable():
+            records = await self._pool.fetch(compiled.sql, *args)
+        make = compiled.row
+        return [make(record.values()) for record in records]
 
     async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
         """Run a data-modifying statement without RETURNING; the rows it changed (from the
@@ -223,13 +238,21 @@ class HotRows:
         assert self._pool is not None, "HotRows.start() first"
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        try:
+        with _outage_as_unavailable():
             tag = await self._pool.execute(compiled.sql, *args)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-            raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
-        except asyncpg.OperatorInterventionError as exc:
-            raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
         return int(tag.rsplit(" ", 1)[-1])
+
+
+@contextlib.contextmanager
+def _outage_as_unavailable() -> Iterator[None]:
+    """A server that is unreachable, gone or shutting down, as the engine's outages are
+    answered: an OSError the callers know (SERVICE_UNAVAILABLE, a transient run failure)."""
+    try:
+        yield
+    except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+        raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
+    except asyncpg.OperatorInterventionError as exc:
+        raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
 
 
 class Param(NamedTuple):

@@ -469,10 +469,12 @@ def create_app(settings: Settings) -> Starlette:
             app.state.metrics.subscription_executions, app.state.metrics.subscription_results
         )
         bus.after_dispatch.append(app.state.shared.settle)
+        # A job read by id, a submission's validation reads and INSERT, and a client's
+        # cancel or retry: each one statement on asyncpg's own pool.
         rows = HotRows(engine, settings.hot_read_pool_size)
         await rows.start()
         app.state.lifecycle = Lifecycle(
-            app.state.sessions, redis, settings, app.state.metrics, rows=rows
+            app.state.sessions, redis, settings, app.state.metrics, rows=rows, writes=rows
         )
         app.state.quota = SubscriptionQuota(settings.max_subscriptions_per_token)
         # Never longer than a websocket's re-check: a revoked token stops everywhere within

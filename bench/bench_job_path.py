@@ -4,9 +4,10 @@
     python bench/bench_job_path.py --parts statements   # only the statement count
 
 1. throughput: J trivial jobs (default 300: an assessment roll of a 50-parcel demo county)
-   submitted through `Lifecycle.submit` by 10 concurrent submitters while W real worker
-   processes (`jobs.worker.run_worker`, as `terrafusion worker` runs it) are already up;
-   jobs/s from the first submission to the last job final. Baseline in the same run: raw arq
+   submitted through `Lifecycle.submit` (built as the API builds it, with its own asyncpg
+   pool) by 10 concurrent submitters while W real worker processes (`jobs.worker.run_worker`,
+   as `terrafusion worker` runs it) are already up; jobs/s from the first submission to the
+   last job final. Baseline in the same run: raw arq
    on the same Redis, the same number of worker processes with the same `max_jobs` and poll
    delay, each job one row INSERTed and enqueued, and its function one asyncpg UPDATE.
 2. statements: the same jobs (default 100, one worker) against a private PostgreSQL server
@@ -186,7 +187,7 @@ async def _submit_ours(settings: Settings, jobs: int) -> None:
     from arq.connections import RedisSettings
     from prometheus_client import CollectorRegistry
 
-    from app.db import create_engine, create_session_factory
+    from app.db import HotRows, create_engine, create_session_factory
     from app.metrics import Metrics
     from jobs.access import ANONYMOUS_ADMIN
     from jobs.lifecycle import Lifecycle
@@ -196,7 +197,12 @@ async def _submit_ours(settings: Settings, jobs: int) -> None:
     engine = create_engine(settings.database_url or "", pool_size=SUBMITTERS)
     redis = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
     metrics = Metrics(CollectorRegistry(), metric_kinds())
-    lifecycle = Lifecycle(create_session_factory(engine), redis, settings, metrics)
+    # As the API process builds it (app.main.create_app): its own pool beside the engine.
+    hot = HotRows(engine, SUBMITTERS)
+    await hot.start()
+    lifecycle = Lifecycle(
+        create_session_factory(engine), redis, settings, metrics, rows=hot, writes=hot
+    )
     raw = {"report_type": "assessment_roll", "county_id": COUNTY, "parameters": {}}
 
     async def submitter(n: int) -> None:
@@ -206,6 +212,7 @@ async def _submit_ours(settings: Settings, jobs: int) -> None:
     try:
         await asyncio.gather(*(submitter(n) for n in _shares(jobs)))
     finally:
+        await hot.close()
         await redis.aclose()
         await engine.dispose()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import ARRAY, Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Assessment, Parcel, Sale
 from jobs.spec import BadInput
+from jobs.validation_reads import ValidationReads
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,17 @@ def _tax_years() -> Select[Any]:
     )
 
 
+@functools.cache
+def _county_check() -> Select[Any]:
+    """`_one_parcel` and `_tax_years` of `:county_id` as one statement (one row: `parcel`,
+    None without any, and `years`, an array): what a kind that reads assessments checks on
+    every submission, in one round trip instead of two."""
+    return select(
+        _one_parcel().scalar_subquery().label("parcel"),
+        func.array(_tax_years().scalar_subquery(), type_=ARRAY(Integer)).label("years"),
+    )
+
+
 async def _scalars(session: AsyncSession, statement: Select[Any], **params: Any) -> list[Any]:
     """A Core read on the session's connection: the same statement and rows, without the
     ORM's execution around a select that loads no instances."""
@@ -83,10 +95,25 @@ async def _scalars(session: AsyncSession, statement: Select[Any], **params: Any)
     return list((await conn.scalars(statement, params)).all())
 
 
-async def require_county(session: AsyncSession, county_id: str, field: str = "countyId") -> None:
+async def require_county(reads: ValidationReads, county_id: str, field: str = "countyId") -> None:
     """Reject a county with no parcels, listing the counties that have data."""
-    if await _scalars(session, _one_parcel(), county_id=county_id):
-        return
+    if not await reads.scalars(_one_parcel(), {"county_id": county_id}):
+        await _unknown_county(reads, county_id, field)
+
+
+async def require_county_and_tax_year(
+    reads: ValidationReads, county_id: str, tax_year: int | None, field: str
+) -> int:
+    """`require_county` then `require_tax_year`: the same refusals in the same order, from
+    one read."""
+    row = await reads.one(_county_check(), {"county_id": county_id})
+    if row.parcel is None:
+        await _unknown_county(reads, county_id, "countyId")
+    return _chosen_tax_year(county_id, list(row.years), tax_year, field)
+
+
+async def _unknown_county(reads: ValidationReads, county_id: str, field: str) -> NoReturn:
+    session = await reads.session()
     known = (
         await session.scalars(select(Parcel.county_id).distinct().order_by(Parcel.county_id))
     ).all()
@@ -99,6 +126,10 @@ async def require_tax_year(
 ) -> int:
     """The tax year asked for, or the latest assessed one; it must have assessments."""
     years = await _scalars(session, _tax_years(), county_id=county_id)
+    return _chosen_tax_year(county_id, years, tax_year, field)
+
+
+def _chosen_tax_year(county_id: str, years: list[int], tax_year: int | None, field: str) -> int:
     if not years:
         raise BadInput("countyId", f"county {county_id!r} has no assessments; import some first")
     if tax_year is None:
@@ -113,8 +144,9 @@ async def require_tax_year(
 
 
 async def require_parcel(
-    session: AsyncSession, county_id: str, parcel_id: str, field: str = "propertyId"
+    reads: ValidationReads, county_id: str, parcel_id: str, field: str = "propertyId"
 ) -> None:
+    session = await reads.session()
     found = await session.scalar(
         select(Parcel.id).where(Parcel.county_id == county_id, Parcel.parcel_id == parcel_id)
     )

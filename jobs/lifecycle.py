@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db import (
@@ -46,7 +46,6 @@ from app.db import (
     RowReader,
     RowWriter,
     SessionFactory,
-    autocommit,
     autocommit_connection,
 )
 from app.metrics import Metrics
@@ -60,6 +59,7 @@ from jobs.registry import KINDS
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.storage import open_store
 from jobs.table import FINAL_STATUSES, JobStatus, row_columns
+from jobs.validation_reads import ValidationReads
 
 log = logging.getLogger(__name__)
 
@@ -266,10 +266,12 @@ class Lifecycle:
     ) -> None:
         self.sessions = sessions
         self.rows = rows or CoreRows(sessions)
-        """How `find` reads a job: the API's own pool (app.db.HotRows), else the engine."""
+        """How `find` reads a job and validation its kept statements (ValidationReads): the
+        API's own pool (app.db.HotRows), else the engine."""
         self.writes = writes or CoreRows(sessions)
-        """How templated transitions and the heartbeat run: the worker's own pool
-        (app.db.HotRows), else the engine, each statement on an autocommit connection."""
+        """How templated transitions, the heartbeat and a submission's INSERT (without an
+        idempotency key or a schedule) run: the process's own pool (app.db.HotRows), else
+        the engine, each statement on an autocommit connection."""
         self.redis = redis
         self.settings = settings
         self.metrics = metrics
@@ -288,8 +290,8 @@ class Lifecycle:
         caller.require(kind, "run")
         check_input_sizes(raw_input)
         controls = Controls.parse(raw_input, self.settings)
-        async with autocommit(self.sessions) as session:
-            valid = await KINDS[kind].validate(session, raw_input, self.settings)
+        async with ValidationReads(self.rows, self.sessions) as reads:
+            valid = await KINDS[kind].validate(reads, raw_input, self.settings)
         return valid, controls
 
     async def submit(
@@ -356,9 +358,8 @@ class Lifecycle:
     ) -> tuple[dict[str, Any], bool]:
         if controls.idempotency_key is None and origin.schedule_id is None:
             # One statement: no BEGIN and COMMIT round trips around it, and no session.
-            async with autocommit_connection(self.sessions) as conn:
-                row = await self._insert_row(conn, spec, valid, controls, caller, origin)
-                return snapshot(spec, row), True
+            row = await self._insert_row(self.writes, spec, valid, controls, caller, origin)
+            return snapshot(spec, row), True
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         async with self.sessions.begin() as session:
             key = controls.idempotency_key
@@ -396,15 +397,15 @@ class Lifecycle:
 
     async def _insert_row(
         self,
-        session: AsyncSession | AsyncConnection,
+        into: AsyncSession | RowWriter,
         spec: KindSpec,
         valid: Any,
         controls: Controls,
         caller: Caller,
         origin: Origin,
     ) -> Any:
-        """INSERT the PENDING row with its change-log row, in `session`'s transaction (or, on
-        an autocommit connection, as a statement of its own).
+        """INSERT the PENDING row with its change-log row, in a session's transaction, or by
+        `writes` as a statement of its own.
 
         The statement is built once per kind and set of kind columns (as a transition's
         `template`), every value bound.
@@ -435,7 +436,9 @@ class Lifecycle:
             new = insert(model).values({**columns, model.change_seq: next_change_seq()})
             query = self._templates[key] = with_change_log(spec, new)
         params = {f"tf_{name}": value for name, value in values.items()}
-        return (await session.execute(query, params)).one()
+        if isinstance(into, AsyncSession):
+            return (await into.execute(query, params)).one()
+        return await into.one(query, params)
 
     async def enqueue(self, kind: JobKind, job_id: uuid.UUID, priority: int) -> bool:
         """Queue a due job; False when arq already holds it (enqueueing is idempotent).

@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.config import Settings
+from jobs.validation_reads import ValidationReads
 
 if TYPE_CHECKING:
     from jobs.context import RunContext
@@ -55,7 +54,7 @@ class ValidatedInput:
     columns: dict[str, Any] = field(default_factory=dict)
 
 
-Validator = Callable[[AsyncSession, Mapping[str, Any], Settings], Awaitable[ValidatedInput]]
+Validator = Callable[[ValidationReads, Mapping[str, Any], Settings], Awaitable[ValidatedInput]]
 Computer = Callable[["RunContext"], Awaitable[dict[str, Any]]]
 
 

@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import create_token, revoke_token
 from app.config import Settings
-from app.db import create_session_factory
+from app.db import CoreRows, create_session_factory
 from app.demo_data import DemoCounty, generate_county, load_demo_county
 from jobs.access import Caller
 from jobs.context import RunContext
 from jobs.lifecycle import Lifecycle
 from jobs.registry import KINDS
 from jobs.spec import JobKind
+from jobs.validation_reads import ValidationReads
 
 TEST_COUNTY = "TESTCO"
 ROLL = {"report_type": "assessment_roll", "county_id": TEST_COUNTY}
@@ -83,8 +84,8 @@ async def compute(
     `raw` is the lifecycle's input (snake_case keys, `parameters` as a dict)."""
     spec = KINDS[kind]
     sessions = create_session_factory(engine)
-    async with sessions() as session:
-        valid = await spec.validate(session, raw, settings)
+    async with ValidationReads(CoreRows(sessions), sessions) as reads:
+        valid = await spec.validate(reads, raw, settings)
 
     async def progress(
         step: str, processed: int | None, total: int | None, percent: float | None

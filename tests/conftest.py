@@ -23,6 +23,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 import uvicorn
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -30,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.config import Settings
-from app.db import create_engine
+from app.db import HotRows, create_engine
 from app.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from app.main import create_app
 from app.migrate import upgrade
@@ -160,6 +162,23 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 async def county(engine: AsyncEngine) -> str:
     """A small synthetic county, loaded through the importer's COPY path."""
     return await load_small_county(engine)
+
+
+@pytest.fixture
+async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
+    """arq's client of the test's Redis, as the API and workers make it."""
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
+async def hot(engine: AsyncEngine) -> AsyncIterator[HotRows]:
+    """asyncpg's own pool (app.db.HotRows) on the test's database."""
+    rows = HotRows(engine, size=2)
+    await rows.start()
+    yield rows
+    await rows.close()
 
 
 class RunningApp:

@@ -6,28 +6,28 @@ changes nothing (a lost claim, a job no longer pending)."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
-from prometheus_client import CollectorRegistry
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.config import Settings
-from app.db import CoreRows, DatabaseUnavailable, HotRows, create_session_factory
-from app.metrics import Metrics
+from app.db import DatabaseUnavailable, HotRows
 from jobs.access import ANONYMOUS_ADMIN
-from jobs.changes import JobChange
-from jobs.lifecycle import Lifecycle, heartbeat_statement, row_by_id
-from jobs.registry import KINDS, metric_kinds
+from jobs.lifecycle import heartbeat_statement
+from jobs.registry import KINDS
 from jobs.spec import JobKind
 from jobs.worker import is_transient
+from tests.hot_pools import (
+    change_log,
+    lifecycles,
+    received_events,
+    stable,
+    whole_row,
+)
 
 ROLL = {"report_type": "assessment_roll", "county_id": "TESTCO", "parameters": {}}
 SPEC = KINDS[JobKind.REPORT]
@@ -36,91 +36,12 @@ RESULT = {
     "files": [{"name": "roll.csv", "size_bytes": 10, "row_count": None}],
     "list": [1, 2.5, None, True, {}],
 }
-VOLATILE = {
-    "id",
-    "run_token",
-    "change_seq",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "heartbeat_at",
-    "completed_at",
-    "expires_at",
-}
-"""What differs between two jobs however they are written: their ids, tokens and times."""
-
-
-@pytest.fixture
-async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url or ""))
-    yield pool
-    await pool.aclose()
-
-
-@pytest.fixture
-async def hot(engine: AsyncEngine) -> AsyncIterator[HotRows]:
-    rows = HotRows(engine, size=2)
-    await rows.start()
-    yield rows
-    await rows.close()
-
-
-def _lifecycles(
-    engine: AsyncEngine, redis: ArqRedis, settings: Settings, hot: HotRows
-) -> tuple[Lifecycle, Lifecycle]:
-    sessions = create_session_factory(engine)
-    metrics = Metrics(CollectorRegistry(), metric_kinds())
-    return (
-        Lifecycle(sessions, redis, settings, metrics),
-        Lifecycle(sessions, redis, settings, metrics, writes=hot),
-    )
-
-
-def _stable(snap: dict[str, Any] | None) -> dict[str, Any] | None:
-    if snap is None:
-        return None
-    return {key: value for key, value in snap.items() if key not in VOLATILE}
-
-
-async def _row(engine: AsyncEngine, job_id: uuid.UUID) -> dict[str, tuple[Any, type]]:
-    """The job's whole row as the engine reads it, each value with its type."""
-    row = await CoreRows(create_session_factory(engine)).one(row_by_id(SPEC), {"id": job_id})
-    assert row is not None
-    return {
-        name: (None if name in VOLATILE else getattr(row, name), type(getattr(row, name)))
-        for name in row._fields
-    }
-
-
-async def _log(engine: AsyncEngine, job_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                JobChange.kind,
-                JobChange.county_id,
-                JobChange.owner,
-                JobChange.status,
-                JobChange.version,
-            )
-            .where(JobChange.job_id == job_id)
-            .order_by(JobChange.seq)
-        )
-        return [tuple(row) for row in rows]
-
-
-async def _events(pubsub: Any) -> list[dict[str, Any]]:
-    """Every event the subscription has received, in order."""
-    events = []
-    while (message := await pubsub.get_message(timeout=0.5)) is not None:
-        if message["type"] == "message":
-            events.append(json.loads(message["data"]))
-    return events
 
 
 async def test_a_run_writes_on_the_hot_pool_what_it_writes_on_the_engine(
     engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
 ) -> None:
-    core, fast = _lifecycles(engine, arq_redis, settings, hot)
+    core, fast = lifecycles(engine, arq_redis, settings, hot)
     client = Redis.from_url(settings.redis_url or "")
     pubsub = client.pubsub()
     await pubsub.subscribe(settings.events_channel)
@@ -132,28 +53,28 @@ async def test_a_run_writes_on_the_hot_pool_what_it_writes_on_the_engine(
         steps: list[list[Any]] = [[], []]
         for n, (lifecycle, job_id, token) in enumerate(runs):
             answers = steps[n]
-            answers.append(_stable(await lifecycle.start(SPEC, job_id, token)))
-            answers.append(await _row(engine, job_id))
-            answers.append(_stable(await lifecycle.start(SPEC, job_id, token)))  # not pending
+            answers.append(stable(await lifecycle.start(SPEC, job_id, token)))
+            answers.append(await whole_row(engine, job_id))
+            answers.append(stable(await lifecycle.start(SPEC, job_id, token)))  # not pending
             answers.append(await lifecycle.heartbeat(SPEC, job_id, token))
             answers.append(await lifecycle.heartbeat(SPEC, job_id, uuid.uuid4()))  # lost claim
-            answers.append(await _row(engine, job_id))
+            answers.append(await whole_row(engine, job_id))
             progress = await lifecycle.progress(SPEC, job_id, token, "writing roll", 2, 3, 50.0)
-            answers.append(_stable(progress))
-            answers.append(await _row(engine, job_id))
+            answers.append(stable(progress))
+            answers.append(await whole_row(engine, job_id))
             lost = await lifecycle.progress(SPEC, job_id, uuid.uuid4(), "x", None, None, 1.0)
             answers.append(lost)
-            answers.append(_stable(await lifecycle.complete(SPEC, job_id, token, RESULT)))
-            answers.append(await _row(engine, job_id))
-            answers.append(_stable(await lifecycle.complete(SPEC, job_id, token, RESULT)))
+            answers.append(stable(await lifecycle.complete(SPEC, job_id, token, RESULT)))
+            answers.append(await whole_row(engine, job_id))
+            answers.append(stable(await lifecycle.complete(SPEC, job_id, token, RESULT)))
             answers.append(await lifecycle.heartbeat(SPEC, job_id, token))  # finished
-            answers.append(await _log(engine, job_id))
+            answers.append(await change_log(engine, job_id))
         assert steps[0] == steps[1]
         assert steps[1][0]["status"] == "RUNNING" and steps[1][2] is None
         assert steps[1][3] is True and steps[1][4] is False
         assert steps[1][9]["result"] == RESULT
-        received = await _events(pubsub)
-        events = [[_stable(e) for e in received if e["id"] == str(job_id)] for _, job_id, _ in runs]
+        received = await received_events(pubsub)
+        events = [[stable(e) for e in received if e["id"] == str(job_id)] for _, job_id, _ in runs]
         assert events[0] == events[1]
         statuses = [e["status"] for e in events[1] if e is not None]
         assert statuses == ["PENDING", "RUNNING", "RUNNING", "COMPLETED"]
@@ -165,22 +86,20 @@ async def test_a_run_writes_on_the_hot_pool_what_it_writes_on_the_engine(
 async def test_a_failed_run_writes_on_the_hot_pool_what_it_writes_on_the_engine(
     engine: AsyncEngine, county: str, settings: Settings, arq_redis: ArqRedis, hot: HotRows
 ) -> None:
-    core, fast = _lifecycles(engine, arq_redis, settings, hot)
+    core, fast = lifecycles(engine, arq_redis, settings, hot)
     steps: list[list[Any]] = [[], []]
     for n, lifecycle in enumerate((core, fast)):
         job_id = uuid.UUID((await core.submit(JobKind.REPORT, ROLL, ANONYMOUS_ADMIN))["id"])
         token = uuid.uuid4()
         answers = steps[n]
-        answers.append(_stable(await lifecycle.start(SPEC, job_id, token)))
-        answers.append(
-            _stable(await lifecycle.fail(SPEC, job_id, "X", "wrong", token=uuid.uuid4()))
-        )
+        answers.append(stable(await lifecycle.start(SPEC, job_id, token)))
+        answers.append(stable(await lifecycle.fail(SPEC, job_id, "X", "wrong", token=uuid.uuid4())))
         message = "the job failed unexpectedly (reference 0123456789ab) \u2013 \u00e9"
         answers.append(
-            _stable(await lifecycle.fail(SPEC, job_id, "INTERNAL_ERROR", message, token=token))
+            stable(await lifecycle.fail(SPEC, job_id, "INTERNAL_ERROR", message, token=token))
         )
-        answers.append(await _row(engine, job_id))
-        answers.append(await _log(engine, job_id))
+        answers.append(await whole_row(engine, job_id))
+        answers.append(await change_log(engine, job_id))
     assert steps[0] == steps[1]
     assert steps[1][1] is None and steps[1][2]["error"]["code"] == "INTERNAL_ERROR"
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.config import Settings
 from jobs.context import RunContext
-from jobs.county_data import require_county, require_tax_year
+from jobs.county_data import require_county, require_county_and_tax_year
 from jobs.kinds.gis_export import export
 from jobs.kinds.gis_export.area import AreaOfInterestError, stored_area
 from jobs.kinds.gis_export.params import LAYERS, GisExportParams
@@ -18,10 +16,11 @@ from jobs.kinds.gis_export.writers import EXPORT_FORMATS
 from jobs.kinds.gis_export.zoning import county_has_zoning
 from jobs.params import choice, parse_params
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
+from jobs.validation_reads import ValidationReads
 
 
 async def validate(
-    session: AsyncSession, raw: Mapping[str, Any], settings: Settings
+    reads: ValidationReads, raw: Mapping[str, Any], settings: Settings
 ) -> ValidatedInput:
     export_format = choice("exportFormat", raw["export_format"], EXPORT_FORMATS)
     layers = list(raw.get("layers") or [])
@@ -38,10 +37,11 @@ async def validate(
         GisExportParams, raw.get("parameters"), max_bytes=settings.max_parameters_bytes
     )
     county_id = raw["county_id"]
-    await require_county(session, county_id)
     if "assessments" in layers:
-        await require_tax_year(session, county_id, params.tax_year, field="parameters.taxYear")
-    if "zoning" in layers and not await county_has_zoning(session, county_id):
+        await require_county_and_tax_year(reads, county_id, params.tax_year, "parameters.taxYear")
+    else:
+        await require_county(reads, county_id)
+    if "zoning" in layers and not await county_has_zoning(await reads.session(), county_id):
         raise BadInput(
             f"layers[{layers.index('zoning')}]",
             f"county {county_id} has no zoning layer; load one with "

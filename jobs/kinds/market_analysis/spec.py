@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.config import Settings
 from jobs.county_data import require_county
 from jobs.kinds.market_analysis import comparable_market_area, price_trend, time_adjustment
@@ -18,6 +16,7 @@ from jobs.kinds.market_analysis.params import (
 )
 from jobs.kinds.market_analysis.table import MarketAnalysisJobRow
 from jobs.spec import JobKind, KindSpec, ValidatedInput
+from jobs.validation_reads import ValidationReads
 from jobs.variants import Variant, Variants
 
 ANALYSIS_TYPES = Variants(
@@ -32,10 +31,10 @@ ANALYSIS_TYPES = Variants(
 
 
 async def validate(
-    session: AsyncSession, raw: Mapping[str, Any], settings: Settings
+    reads: ValidationReads, raw: Mapping[str, Any], settings: Settings
 ) -> ValidatedInput:
     analysis_type, params = ANALYSIS_TYPES.parse(raw, settings)
-    await require_county(session, raw["county_id"])
+    await require_county(reads, raw["county_id"])
     return ValidatedInput(
         county_id=raw["county_id"],
         parameters=params.model_dump(mode="json"),

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.config import Settings
-from jobs.county_data import require_county, require_tax_year
+from jobs.county_data import require_county_and_tax_year
 from jobs.kinds.report import assessment_roll, sales_ratio_study
 from jobs.kinds.report.params import AssessmentRollParams, CodStandard, SalesRatioStudyParams
 from jobs.kinds.report.table import ReportJobRow
 from jobs.params import graphql_name
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.stats.ratio import normalize_property_class
+from jobs.validation_reads import ValidationReads
 from jobs.variants import Variant, Variants
 
 
@@ -45,15 +44,14 @@ REPORT_TYPES = Variants(
 
 
 async def validate(
-    session: AsyncSession, raw: Mapping[str, Any], settings: Settings
+    reads: ValidationReads, raw: Mapping[str, Any], settings: Settings
 ) -> ValidatedInput:
     report_type, params = REPORT_TYPES.parse(raw, settings)
     if isinstance(params, SalesRatioStudyParams):
         _require_cod_standard(params)
     county_id = raw["county_id"]
-    await require_county(session, county_id)
-    await require_tax_year(
-        session,
+    await require_county_and_tax_year(
+        reads,
         county_id,
         getattr(params, "tax_year", None),
         field=f"parameters.{graphql_name(report_type)}.taxYear",

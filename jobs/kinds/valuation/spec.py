@@ -6,8 +6,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.config import Settings
 from jobs.context import RunContext
 from jobs.county_data import require_county, require_parcel
@@ -18,25 +16,26 @@ from jobs.kinds.valuation.table import ValuationJobRow
 from jobs.params import parse_params
 from jobs.spec import BadInput, JobKind, KindSpec, ValidatedInput
 from jobs.stats.valuation import minimum_sales
+from jobs.validation_reads import ValidationReads
 
 
 async def validate(
-    session: AsyncSession, raw: Mapping[str, Any], settings: Settings
+    reads: ValidationReads, raw: Mapping[str, Any], settings: Settings
 ) -> ValidatedInput:
     params = parse_params(
         ValuationParams, raw.get("parameters"), max_bytes=settings.max_parameters_bytes
     )
     county_id = raw["county_id"]
-    await require_county(session, county_id)
+    await require_county(reads, county_id)
     property_id = raw.get("property_id")
     if property_id is not None:
-        await require_parcel(session, county_id, property_id)
+        await require_parcel(reads, county_id, property_id)
     elif params.method == "comparables":
         raise BadInput(
             "parameters.method",
             "comparables values one parcel: give propertyId, or use hedonic for a whole county",
         )
-    sales, classes, neighborhoods = await sales_profile(session, county_id)
+    sales, classes, neighborhoods = await sales_profile(await reads.session(), county_id)
     # Design columns: 7 dense terms plus one dummy per class and neighbourhood but the first.
     needed = minimum_sales(7 + max(classes - 1, 0) + max(neighborhoods - 1, 0))
     if property_id is None:
