@@ -69,6 +69,7 @@ from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from resolvers.live_delivery import results_untouched
+from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
 from schema.schema import build_schema
@@ -496,6 +497,7 @@ def create_app(settings: Settings) -> Starlette:
             signer=app.state.signer,
             reads=app.state.reads,
             shared=app.state.shared,
+            rendered=RenderedJobs(),
         )
         try:
             yield
