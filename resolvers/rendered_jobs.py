@@ -28,8 +28,9 @@ from jobs.spec import JobKind, KindSpec
 from schema.job import Job
 from schema.job_types import job_from_snapshot
 
-MAX_RENDERED_JOBS = 1024
-"""Rows kept with their objects; the oldest kept goes first (a few KiB each)."""
+MAX_RENDERED_JOBS = 256
+"""Rows kept with their objects; the oldest kept goes first. A few KiB each for most jobs;
+more for a finished job with a large result, hence few: those a handful of clients follow."""
 
 EXACT = frozenset({str, int, bool, uuid.UUID, type(None)})
 """Types whose equal values always print the same."""
