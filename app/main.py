@@ -69,6 +69,7 @@ from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from resolvers.live_delivery import results_untouched
+from resolvers.query_executor import QueryExecutor
 from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
@@ -160,7 +161,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 context_value=context,
                 variable_values=variables,
                 operation_name=name,
-                executor_class=schema.execution_context_class,
+                executor_class=QueryExecutor,
                 is_awaitable=cast(Any, optimized_is_awaitable),
             )
             result = await outcome if inspect.isawaitable(outcome) else outcome
