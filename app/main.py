@@ -69,6 +69,8 @@ from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from resolvers.live_delivery import results_untouched
+from resolvers.query_executor import QueryExecutor
+from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
 from schema.schema import build_schema
@@ -159,7 +161,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 context_value=context,
                 variable_values=variables,
                 operation_name=name,
-                executor_class=schema.execution_context_class,
+                executor_class=QueryExecutor,
                 is_awaitable=cast(Any, optimized_is_awaitable),
             )
             result = await outcome if inspect.isawaitable(outcome) else outcome
@@ -498,6 +500,7 @@ def create_app(settings: Settings) -> Starlette:
             signer=app.state.signer,
             reads=app.state.reads,
             shared=app.state.shared,
+            rendered=RenderedJobs(),
         )
         try:
             yield

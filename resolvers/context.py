@@ -18,6 +18,7 @@ from app.limits import SubscriptionQuota
 from jobs.access import ANONYMOUS_ADMIN, Caller, Unauthenticated
 from jobs.batched_reads import BatchedReads
 from jobs.lifecycle import Lifecycle
+from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 
 
@@ -35,6 +36,8 @@ class Context:
     """Current job rows for subscribers arriving together, read in one batch."""
     shared: SharedEvents
     """What subscribers alike share of each event (resolvers.shared_events)."""
+    rendered: RenderedJobs
+    """The objects of job rows read lately, reused while a row stays the same."""
     token: str | None = None
     """The bearer token of the request, or of the websocket's `connection_init`."""
     caller: Caller | None = None

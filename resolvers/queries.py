@@ -60,8 +60,8 @@ async def _job(info: Info, id: strawberry.ID, kind: JobKind | None = None) -> Jo
         elif not caller.readable_kinds():
             raise Forbidden("<kind>:read for at least one kind")
         job_id = parse_job_id(id)
-    snap = await info.context.lifecycle.get(job_id, kind, caller=caller)
-    return job_from_snapshot(snap) if snap else None
+    found = await info.context.lifecycle.find(job_id, kind, caller=caller)
+    return info.context.rendered.job(*found) if found else None
 
 
 def _job_of_kind(kind: JobKind):  # type: ignore[no-untyped-def]

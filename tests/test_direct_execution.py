@@ -20,6 +20,15 @@ from tests.graphql_client import gql_data
 
 JOB = "query($id: ID!) { job(id: $id) { id status progress { percent } } }"
 CANCEL = "mutation($id: ID!) { cancelJob(id: $id) { id status } }"
+RICH = """
+query($id: ID!, $first: Int!) {
+  one: job(id: $id) { ...shared ... on ReportJob { reportType parameters { __typename } } }
+  again: node(id: $id) { __typename ... on Job { ...shared } }
+  jobs(first: $first) { totalCount edges { cursor node { ...shared } } pageInfo { hasNextPage } }
+  counties { countyId }
+}
+fragment shared on Job { id kind status version changeCursor createdAt progress { percent } }
+"""
 REFERENCE = re.compile(r"[0-9a-f]{12}")
 
 
@@ -69,6 +78,8 @@ async def test_repeated_documents_answer_as_the_whole_way_does(
         (JOB, {"id": str(uuid.uuid4())}),
         (JOB, {"id": "not-a-uuid"}),
         (CANCEL, {"id": str(uuid.uuid4())}),
+        (RICH, {"id": job_id, "first": 3}),
+        (RICH, {"id": job_id, "first": -1}),
     ]
     seen: set[str] = set()
     for query, variables in cases:
@@ -80,6 +91,16 @@ async def test_repeated_documents_answer_as_the_whole_way_does(
         seen.add(query)
     assert '"job":null' in (await _twice(app_server, JOB, {"id": str(uuid.uuid4())}, {}))[0][1]
     assert '"BAD_USER_INPUT"' in (await _twice(app_server, JOB, {"id": "x"}, {}))[0][1]
+    rich = (await _twice(app_server, RICH, {"id": job_id, "first": 3}, {}))[0][1]
+    assert rich.count(job_id[:8]) >= 3 and '"counties"' in rich
+
+
+def test_no_document_can_ask_for_incremental_delivery(app_server: RunningApp) -> None:
+    """The short way runs graphql-core's plain executor (resolvers.query_executor): only
+    right while the schema has neither `@defer` nor `@stream`."""
+    schema = _view(app_server).schema._schema  # type: ignore[attr-defined]
+    assert schema.get_directive("defer") is None
+    assert schema.get_directive("stream") is None
 
 
 async def test_without_a_token_the_answers_match_too(
