@@ -34,7 +34,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    text,
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -147,10 +146,7 @@ async def load_study_sales(
             Sale.sale_date >= date_from,
             Sale.sale_date <= date_to,
         )
-        .order_by(
-            Sale.sale_date,
-            Sale.parcel_id.collate("C") if await parcel_ids_sort_as_bytes(conn) else Sale.parcel_id,
-        )
+        .order_by(Sale.sale_date, Sale.parcel_id)
     )
     data = await _copy_bytes(conn, query)
     fixed: list[tuple[str, str]] = [
@@ -198,44 +194,6 @@ async def load_study_sales(
         arms_length=int(np.count_nonzero(passed_arm)),
         assessed=int(np.count_nonzero(passed_assessed)),
     )
-
-
-BYTE_ORDER_LOCALES = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
-"""libc locales whose collation is the bytes' order (glibc's C.UTF-8: code point order, which
-UTF-8 bytes keep)."""
-
-
-def sorts_as_bytes(provider: str | None, locale: str | None) -> bool:
-    """Whether a collation (its provider, 'c' for libc, None before PostgreSQL 15 had other
-    providers for a database, and its LC_COLLATE) orders text as its bytes do."""
-    return provider in (None, "c") and locale in BYTE_ORDER_LOCALES
-
-
-async def parcel_ids_sort_as_bytes(conn: AsyncConnection) -> bool:
-    """Whether sorting the parcel ids under ``COLLATE "C"`` is their own collation's order.
-
-    Why: the ORDER BY sale_date, parcel_id is most of the study's query after the joins, and a
-    libc collation other than C makes every tie on the date a ``strcoll`` call (PostgreSQL
-    turns abbreviated keys off for those); when the column's collation already orders by
-    bytes (the C.UTF-8 of many installs) the memcmp sort is the same order at a fraction of
-    the cost. Read from the catalog: the column's collation, or the database's when it has
-    the default; ``to_jsonb`` because ``datlocprovider`` exists from PostgreSQL 15 only.
-    """
-    row = (
-        await conn.execute(
-            text(
-                "SELECT CASE WHEN c.collprovider = 'd' THEN to_jsonb(d) ->> 'datlocprovider' "
-                "ELSE c.collprovider::text END, "
-                "CASE WHEN c.collprovider = 'd' THEN d.datcollate::text "
-                "ELSE c.collcollate::text END "
-                "FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
-                "JOIN pg_database d ON d.datname = current_database() "
-                "WHERE a.attrelid = CAST(:table AS regclass) AND a.attname = :column"
-            ),
-            {"table": Sale.__tablename__, "column": Sale.parcel_id.key},
-        )
-    ).one_or_none()
-    return row is not None and sorts_as_bytes(row[0], row[1])
 
 
 async def _copy_bytes(conn: AsyncConnection, query: Any) -> bytearray:
