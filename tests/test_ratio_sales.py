@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db import create_session_factory
 from jobs.kinds.report.ratio_sales import StudySales, load_study_sales
@@ -176,3 +176,88 @@ async def test_ids_of_one_length_read_as_mixed_ones(engine: AsyncEngine) -> None
     mixed, sales = await both(engine, county, "neighborhood")
     assert_same_rows(mixed, sales, "neighborhood")
     assert len({len(p.encode()) for p in mixed.parcel_id.tolist()}) == 2
+
+
+ORDER_IDS = ["B", "a", "é", "e", "E-2", "Ā", "ÿ", "ﬀ", "😀", "a b", "A", "AB", "ab", "Z", "z9"]
+"""Ids whose byte order, code point order and a linguistic order disagree (case, accents,
+multi-byte characters, a prefix before its extensions)."""
+
+TIE_DAY = dt.date(2023, 6, 15)
+ASSESSED_ORDER_IDS = len(ORDER_IDS) - len(ORDER_IDS[2::4])
+"""`add_parcels` leaves every fourth id, from the third, without a tax-year assessment."""
+
+
+async def county_with_ties(engine: AsyncEngine) -> str:
+    """The demo county plus `ORDER_IDS`, each with one sale on `TIE_DAY`, so that the order
+    within the day is the parcel ids' alone."""
+    county = await load_small_county(engine, parcels=300)
+    await add_parcels(engine, county, ORDER_IDS)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE sales SET sale_date = :day, arms_length = true WHERE id IN (SELECT min(id) "
+                "FROM sales WHERE county_id = :c AND parcel_id = ANY(:ids) "
+                "AND sale_date BETWEEN :a AND :b GROUP BY parcel_id)"
+            ),
+            {"day": TIE_DAY, "c": county, "ids": ORDER_IDS, "a": WINDOW[0], "b": WINDOW[1]},
+        )
+    return county
+
+
+def tied_ids(study: StudySales) -> list[str]:
+    return [
+        p
+        for p, day in zip(study.parcel_id.tolist(), study.sale_date.tolist(), strict=True)
+        if day == TIE_DAY and p in ORDER_IDS
+    ]
+
+
+async def test_ids_tied_on_a_date_come_in_their_collation_order(engine: AsyncEngine) -> None:
+    """With many ids on one day the rows and their order are `load_sales`'s, and the tied ids
+    come in the order PostgreSQL's own sort of them under the column's collation gives: the
+    guard any change to how the study orders its rows (a cheaper collation, a sort outside
+    the query) has to pass."""
+    county = await county_with_ties(engine)
+    study, sales = await both(engine, county, None)
+    assert_same_rows(study, sales, None)
+    async with engine.connect() as conn:
+        own = (
+            await conn.execute(
+                text("SELECT id FROM unnest(CAST(:ids AS varchar[])) AS t(id) ORDER BY id"),
+                {"ids": ORDER_IDS},
+            )
+        ).scalars()
+        collated = list(own)
+    tied = tied_ids(study)
+    assert len(tied) == ASSESSED_ORDER_IDS
+    assert tied == [p for p in collated if p in tied]
+
+
+async def test_a_linguistic_collation_keeps_its_own_order(engine: AsyncEngine) -> None:
+    """With the parcel ids under ICU's root collation (inside a transaction rolled back after)
+    the study still sorts as `load_sales` does, by that collation: the tied ids in an order
+    their bytes' would not give."""
+    county = await county_with_ties(engine)
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        await conn.execute(
+            text('ALTER TABLE sales ALTER COLUMN parcel_id TYPE varchar(64) COLLATE "und-x-icu"')
+        )
+        session = AsyncSession(bind=conn)
+        study = await load_study_sales(
+            session,
+            county,
+            date_from=WINDOW[0],
+            date_to=WINDOW[1],
+            tax_year=TAX_YEAR,
+            group_column=None,
+        )
+        sales = await load_sales(
+            session, county, date_from=WINDOW[0], date_to=WINDOW[1], tax_year=TAX_YEAR
+        )
+        await transaction.rollback()
+    assert_same_rows(study, sales, None)
+    tied = tied_ids(study)
+    assert len(tied) == ASSESSED_ORDER_IDS
+    assert tied != sorted(tied, key=lambda p: p.encode())
+    assert tied.index("a") < tied.index("B")

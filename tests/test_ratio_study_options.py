@@ -341,3 +341,20 @@ async def test_the_typed_api_takes_and_returns_every_option(
     chasing = overall["salesChasing"]
     assert chasing["flagged"] == (chasing["cdfFlagged"] and chasing["distributionFlagged"])
     assert [g["group"][:2] for g in study["groups"]] == ["Q1", "Q2", "Q3", "Q4"]
+
+
+async def test_the_csv_alone_has_the_bytes_of_the_csv_beside_a_workbook(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Asked for alone, the sales CSV is written from ready-made text columns
+    (`MainTable.write_fields`); beside a workbook, by `csv.writer` from the typed rows. Both
+    are one file, byte for byte: group labels and time-adjusted prices (with cents) included."""
+    await load_small_county(engine, parcels=1500)
+    for extra in ({}, {"time_adjustment": "monthly_median"}, {"group_by": "neighborhood"}):
+        alone = await study(engine, settings, output_formats=["csv"], **extra)
+        beside = await study(engine, settings, output_formats=["xlsx", "csv"], **extra)
+        text_alone = result_text(settings, alone, ".csv")
+        assert text_alone == result_text(settings, beside, ".csv")
+        rows = list(csv.reader(text_alone.splitlines()))
+        assert len(rows) == alone["ratio_study"]["overall"]["count"] + 1 > 100
+        assert any(row[2].endswith(".0") for row in rows[1:])
