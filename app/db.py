@@ -175,6 +175,25 @@ class HotRows:
         if self._pool is not None:
             await self._pool.close()
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection[Any]]:
+        """A pooled connection, its outages answered as `_outage_as_unavailable` says.
+
+        A connection whose server process was terminated (a failover, an operator's
+        pg_terminate_backend) can be handed out in the middle of consuming the server's
+        farewell: asyncpg refuses it with an InternalClientError ("another operation is in
+        progress"). That is an outage too, and the connection is closed rather than given
+        back: returned without asyncpg's reset statement (`_nothing_to_reset`), it would
+        stay in the pool and refuse every statement sent on it."""
+        assert self._pool is not None, "HotRows.start() first"
+        with _outage_as_unavailable():
+            async with self._pool.acquire() as conn:
+                try:
+                    yield conn
+                except asyncpg.InternalClientError:
+                    conn.terminate()
+                    raise
+
     def _compile(self, statement: Executable) -> Compiled:
         found = self._compiled.get(statement)
         if found is None:
@@ -215,31 +234,28 @@ class HotRows:
     async def one(self, statement: Executable, params: Mapping[str, Any]) -> Any | None:
         """The row as a named tuple of the statement's column names: its columns read as
         attributes, as a SQLAlchemy Row's do, at the cost of a tuple's."""
-        assert self._pool is not None, "HotRows.start() first"
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        with _outage_as_unavailable():
-            record = await self._pool.fetchrow(compiled.sql, *args)
+        async with self._connection() as conn:
+            record = await conn.fetchrow(compiled.sql, *args)
         return None if record is None else compiled.row(record.values())
 
     async def all(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
         """Every row, each a named tuple as `one` gives it."""
-        assert self._pool is not None, "HotRows.start() first"
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        with _outage_as_unavailable():
-            records = await self._pool.fetch(compiled.sql, *args)
+        async with self._connection() as conn:
+            records = await conn.fetch(compiled.sql, *args)
         make = compiled.row
         return [make(record.values()) for record in records]
 
     async def count(self, statement: Executable, params: Mapping[str, Any]) -> int:
         """Run a data-modifying statement without RETURNING; the rows it changed (from the
         server's command tag, as the engine's rowcount)."""
-        assert self._pool is not None, "HotRows.start() first"
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        with _outage_as_unavailable():
-            tag = await self._pool.execute(compiled.sql, *args)
+        async with self._connection() as conn:
+            tag = await conn.execute(compiled.sql, *args)
         return int(tag.rsplit(" ", 1)[-1])
 
 
@@ -249,7 +265,12 @@ def _outage_as_unavailable() -> Iterator[None]:
     answered: an OSError the callers know (SERVICE_UNAVAILABLE, a transient run failure)."""
     try:
         yield
-    except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+    except (
+        OSError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        asyncpg.PostgresConnectionError,
+    ) as exc:
         raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
     except asyncpg.OperatorInterventionError as exc:
         raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
