@@ -105,20 +105,26 @@ async def add_parcels(engine: AsyncEngine, county: str, ids: list[str]) -> None:
 async def both(
     engine: AsyncEngine, county: str, group_column: str | None, **selection: Any
 ) -> tuple[StudySales, SalesColumns]:
-    sessions = create_session_factory(engine)
-    async with sessions() as session:
-        study = await load_study_sales(
-            session,
-            county,
-            date_from=WINDOW[0],
-            date_to=WINDOW[1],
-            tax_year=TAX_YEAR,
-            group_column=group_column,
-            **selection,
-        )
-        sales = await load_sales(
-            session, county, date_from=WINDOW[0], date_to=WINDOW[1], tax_year=TAX_YEAR, **selection
-        )
+    async with create_session_factory(engine)() as session:
+        return await read_both(session, county, group_column, **selection)
+
+
+async def read_both(
+    session: AsyncSession, county: str, group_column: str | None, **selection: Any
+) -> tuple[StudySales, SalesColumns]:
+    """The study's sales and `load_sales`'s for the same selection, on one session."""
+    study = await load_study_sales(
+        session,
+        county,
+        date_from=WINDOW[0],
+        date_to=WINDOW[1],
+        tax_year=TAX_YEAR,
+        group_column=group_column,
+        **selection,
+    )
+    sales = await load_sales(
+        session, county, date_from=WINDOW[0], date_to=WINDOW[1], tax_year=TAX_YEAR, **selection
+    )
     return study, sales
 
 
@@ -261,18 +267,7 @@ async def test_a_linguistic_collation_keeps_its_own_order(engine: AsyncEngine) -
                 raise
             await transaction.rollback()
             pytest.skip(f"this PostgreSQL was built without ICU: {exc.orig.__cause__}")
-        session = AsyncSession(bind=conn)
-        study = await load_study_sales(
-            session,
-            county,
-            date_from=WINDOW[0],
-            date_to=WINDOW[1],
-            tax_year=TAX_YEAR,
-            group_column=None,
-        )
-        sales = await load_sales(
-            session, county, date_from=WINDOW[0], date_to=WINDOW[1], tax_year=TAX_YEAR
-        )
+        study, sales = await read_both(AsyncSession(bind=conn), county, None)
         await transaction.rollback()
     assert_same_rows(study, sales, None)
     tied = tied_ids(study)
