@@ -52,7 +52,7 @@ from _support import (
 )
 from sqlalchemy.engine import make_url
 
-from app.db import create_engine, create_session_factory
+from app.db import CoreRows, create_engine, create_session_factory
 from app.demo_data import load_demo_county
 from jobs.context import RunContext
 from jobs.kinds.gis_export.params import GisExportParams, export
@@ -104,7 +104,8 @@ async def _export_once(url: str, size: int, out_dir: str, batch_size: int) -> di
         county_id=county_id(size),
         parameters={"batch_size": batch_size},
         columns={"export_format": "GeoJSON", "layers": ["parcels"], "area_of_interest": None},
-        sessions=create_session_factory(engine),
+        sessions=(sessions := create_session_factory(engine)),
+        rows=CoreRows(sessions),
         results_dir=Path(out_dir),
         report_progress=clock,
     )

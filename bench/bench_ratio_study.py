@@ -59,7 +59,7 @@ from _support import (
     server_version,
 )
 
-from app.db import create_engine, create_session_factory
+from app.db import CoreRows, create_engine, create_session_factory
 from app.importer import RowBatch, copy_upsert, location_columns
 from jobs.context import RunContext
 from jobs.kinds.report import sales_ratio_study
@@ -282,7 +282,8 @@ async def _job_once(url: str, group_by: str) -> dict[str, Any]:
             county_id=COUNTY,
             parameters={},
             columns={"report_type": "sales_ratio_study"},
-            sessions=create_session_factory(engine),
+            sessions=(sessions := create_session_factory(engine)),
+            rows=CoreRows(sessions),
             results_dir=Path(tmp),
             report_progress=clock,
         )

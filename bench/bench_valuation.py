@@ -46,7 +46,7 @@ from _support import (
 )
 from sqlalchemy import delete, func, select
 
-from app.db import create_engine, create_session_factory
+from app.db import CoreRows, create_engine, create_session_factory
 from app.demo_data import load_demo_county
 from app.models import Parcel
 from jobs.context import RunContext
@@ -128,7 +128,8 @@ async def _job_once(url: str) -> dict[str, Any]:
                 county_id=COUNTY,
                 parameters={},
                 columns={"property_id": None, "valuation_method": "hedonic"},
-                sessions=create_session_factory(engine),
+                sessions=(sessions := create_session_factory(engine)),
+                rows=CoreRows(sessions),
                 results_dir=Path(tmp),
                 report_progress=clock,
             )

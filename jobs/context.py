@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.db import SessionFactory
+from app.db import RowReader, SessionFactory
 from jobs.spec import JobKind
 
 ProgressReporter = Callable[[str, int | None, int | None, float | None], Awaitable[None]]
@@ -26,6 +26,9 @@ class RunContext:
     parameters: dict[str, Any]
     columns: dict[str, Any]
     sessions: SessionFactory
+    rows: RowReader
+    """Kept statements (built once by their module), on the worker's asyncpg pool: for a
+    kind's small reads, where a session's overhead is most of the cost."""
     results_dir: Path
     report_progress: ProgressReporter
     files: list[Path] = field(default_factory=list)

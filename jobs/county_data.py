@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from sqlalchemy import ARRAY, Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import RowReader
 from app.models import Assessment, Parcel, Sale
 from jobs.spec import BadInput
 from jobs.validation_reads import ValidationReads
@@ -88,13 +89,6 @@ def _county_check() -> Select[Any]:
     )
 
 
-async def _scalars(session: AsyncSession, statement: Select[Any], **params: Any) -> list[Any]:
-    """A Core read on the session's connection: the same statement and rows, without the
-    ORM's execution around a select that loads no instances."""
-    conn = await session.connection()
-    return list((await conn.scalars(statement, params)).all())
-
-
 async def require_county(reads: ValidationReads, county_id: str, field: str = "countyId") -> None:
     """Reject a county with no parcels, listing the counties that have data."""
     if not await reads.scalars(_one_parcel(), {"county_id": county_id}):
@@ -122,10 +116,15 @@ async def _unknown_county(reads: ValidationReads, county_id: str, field: str) ->
 
 
 async def require_tax_year(
-    session: AsyncSession, county_id: str, tax_year: int | None, field: str = "parameters.taxYear"
+    rows: RowReader, county_id: str, tax_year: int | None, field: str = "parameters.taxYear"
 ) -> int:
-    """The tax year asked for, or the latest assessed one; it must have assessments."""
-    years = await _scalars(session, _tax_years(), county_id=county_id)
+    """The tax year asked for, or the latest assessed one; it must have assessments.
+
+    On a run's row reader (`RunContext.rows`), not its session: a kept statement there is
+    one round trip on asyncpg's pool, without the session's checkout and execution around it,
+    which for a small county cost more than the read.
+    """
+    years = [row[0] for row in await rows.all(_tax_years(), {"county_id": county_id})]
     return _chosen_tax_year(county_id, years, tax_year, field)
 
 

@@ -240,6 +240,7 @@ async def run_job(ctx: dict[str, Any], kind: str, job_id: str) -> str:
         parameters=snap["parameters"],
         columns=snap["fields"],
         sessions=lifecycle.sessions,
+        rows=lifecycle.writes,
         results_dir=settings.resolved_results_dir,
         report_progress=claim.report,
     )

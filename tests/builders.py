@@ -99,6 +99,7 @@ async def compute(
         parameters=valid.parameters,
         columns=valid.columns,
         sessions=sessions,
+        rows=CoreRows(sessions),
         results_dir=settings.resolved_results_dir,
         report_progress=progress,
     )

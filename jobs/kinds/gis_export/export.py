@@ -84,7 +84,7 @@ async def run(ctx: RunContext, params: GisExportParams) -> dict[str, Any]:
     async with ctx.sessions() as session:
         query = select(*columns, cast(Parcel.geometry, Text).label("geojson")).where(*query_filters)
         if "assessments" in layers:
-            tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
+            tax_year = await require_tax_year(ctx.rows, ctx.county_id, params.tax_year)
             fields += ASSESSMENT_FIELDS
             query = query.add_columns(
                 Assessment.tax_year,

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, tuple_
 
-from app.db import autocommit
 from app.models import Assessment, Parcel
 from jobs.context import RunContext
 from jobs.county_data import require_tax_year
@@ -118,53 +117,50 @@ def _statements() -> tuple[Any, Any, Any]:
 async def run(ctx: RunContext, params: AssessmentRollParams) -> dict[str, Any]:
     await ctx.progress("loading roll", percent=2)
     totals_query, first_page, next_page = _statements()
-    async with autocommit(ctx.sessions) as session:
-        tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
-        # Core reads on the session's connection: the rows are plain rows either way.
-        conn = await session.connection()
-        where = {"county_id": ctx.county_id, "tax_year": tax_year}
-        totals = (await conn.execute(totals_query, where)).all()
-        by_class = [_group(row[1], row) for row in totals if row.level == BY_CLASS]
-        by_neighborhood = [_group(row[2], row) for row in totals if row.level == BY_NEIGHBORHOOD]
-        county = [row for row in totals if row.level == COUNTY]
-        total, assessed, land_total, improvement_total, assessed_total = (
-            county[0][3:8] if county else (0, 0, 0.0, 0.0, 0.0)
-        )
-        roll = {
-            "tax_year": tax_year,
-            "assessed_parcel_count": assessed,
-            "total_land_value": land_total,
-            "total_improvement_value": improvement_total,
-            "total_assessed_value": assessed_total,
-            "by_property_class": by_class,
-            "by_neighborhood": by_neighborhood,
-        }
-        written = 0
-        async with ResultFiles(
-            ctx, params.output_formats, f"assessment_roll_{tax_year}.xlsx"
-        ) as out:
-            roll_table = out.main_table(f"assessment_roll_{tax_year}.csv", "Roll", COLUMNS)
-            after: str | None = None
-            while True:
-                if after is None:
-                    rows = (await conn.execute(first_page, where)).all()
-                else:
-                    rows = (await conn.execute(next_page, {**where, "after": after})).all()
-                if not rows:
-                    break
-                written += await roll_table.write(rows)
-                await ctx.progress(
-                    "writing roll",
-                    processed=written,
-                    total=total,
-                    percent=5 + 80 * written / max(total, 1),
-                )
-                if len(rows) < BATCH:
-                    break
-                after = rows[-1].parcel_id
-            await ctx.progress("totals", processed=written, total=total, percent=90)
-            roll["parcel_count"] = written
-            assessment_roll_sheets(out, roll)
+    # Every read a kept statement on the run's row reader: for a small county the roll is a
+    # trivial job, and a session's overhead around each read was most of its CPU.
+    tax_year = await require_tax_year(ctx.rows, ctx.county_id, params.tax_year)
+    where = {"county_id": ctx.county_id, "tax_year": tax_year}
+    totals = await ctx.rows.all(totals_query, where)
+    by_class = [_group(row[1], row) for row in totals if row.level == BY_CLASS]
+    by_neighborhood = [_group(row[2], row) for row in totals if row.level == BY_NEIGHBORHOOD]
+    county = [row for row in totals if row.level == COUNTY]
+    total, assessed, land_total, improvement_total, assessed_total = (
+        county[0][3:8] if county else (0, 0, 0.0, 0.0, 0.0)
+    )
+    roll = {
+        "tax_year": tax_year,
+        "assessed_parcel_count": assessed,
+        "total_land_value": land_total,
+        "total_improvement_value": improvement_total,
+        "total_assessed_value": assessed_total,
+        "by_property_class": by_class,
+        "by_neighborhood": by_neighborhood,
+    }
+    written = 0
+    async with ResultFiles(ctx, params.output_formats, f"assessment_roll_{tax_year}.xlsx") as out:
+        roll_table = out.main_table(f"assessment_roll_{tax_year}.csv", "Roll", COLUMNS)
+        after: str | None = None
+        while True:
+            if after is None:
+                rows = await ctx.rows.all(first_page, where)
+            else:
+                rows = await ctx.rows.all(next_page, {**where, "after": after})
+            if not rows:
+                break
+            written += await roll_table.write(rows)
+            await ctx.progress(
+                "writing roll",
+                processed=written,
+                total=total,
+                percent=5 + 80 * written / max(total, 1),
+            )
+            if len(rows) < BATCH:
+                break
+            after = rows[-1].parcel_id
+        await ctx.progress("totals", processed=written, total=total, percent=90)
+        roll["parcel_count"] = written
+        assessment_roll_sheets(out, roll)
     return {
         "assessment_roll": roll,
         "files": out.files,

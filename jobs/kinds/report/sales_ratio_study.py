@@ -136,7 +136,7 @@ async def _selected_sales(
 async def run(ctx: RunContext, params: SalesRatioStudyParams) -> dict[str, Any]:
     await ctx.progress("loading sales", percent=5)
     async with ctx.sessions() as session:
-        tax_year = await require_tax_year(session, ctx.county_id, params.tax_year)
+        tax_year = await require_tax_year(ctx.rows, ctx.county_id, params.tax_year)
         window_from, window_to = default_sale_window(tax_year)
         date_from = params.sales.sale_date_from or window_from
         date_to = params.sales.sale_date_to or window_to
