@@ -28,15 +28,6 @@ def normalize(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def first_header(raw: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    """`Headers(raw=raw).get(name)` without building the Headers: the first value under
-    `name` (lower-case, as ASGI gives names and Starlette compares them), latin-1."""
-    for key, value in raw:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 class CORS:
     def __init__(self, app: ASGIApp, origins: list[str]) -> None:
         self.app = app
@@ -50,13 +41,12 @@ class CORS:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin = first_header(scope["headers"], b"origin")
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
         if origin is None:
             await self.app(scope, receive, send)
             return
-        preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in Headers(
-            scope=scope
-        )
+        preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
         if not self.allowed(origin):
             if preflight:
                 refusal = JSONResponse(
