@@ -8,11 +8,9 @@ import time
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.datastructures import Headers
 
 from app.auth import revoke_token
 from app.config import Settings
-from app.cors import first_header
 from app.db import create_session_factory
 from tests.builders import issue_token
 from tests.conftest import serve_app
@@ -110,15 +108,3 @@ async def test_a_revoked_token_stops_over_http_within_the_bound(
             await asyncio.sleep(0.05)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
-
-def test_the_origin_is_read_off_the_raw_headers_as_from_starlettes() -> None:
-    cases: list[list[tuple[bytes, bytes]]] = [
-        [],
-        [(b"origin", ALLOWED.encode())],
-        [(b"host", b"x"), (b"origin", b"https://a.example"), (b"origin", b"https://b.example")],
-        [(b"origin", b"")],
-        [(b"origin", "https://\u00e9.example".encode("latin-1"))],
-        [(b"x-origin", b"https://a.example")],
-    ]
-    for raw in cases:
-        assert first_header(raw, b"origin") == Headers(raw=raw).get("origin"), raw
