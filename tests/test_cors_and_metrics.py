@@ -107,4 +107,3 @@ async def test_a_revoked_token_stops_over_http_within_the_bound(
             assert sent - revoked_at < bound + 0.1, "still served past the bound"
             await asyncio.sleep(0.05)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-
