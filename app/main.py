@@ -75,7 +75,7 @@ from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from resolvers.live_delivery import results_untouched
-from resolvers.query_executor import QueryExecutor
+from resolvers.query_executor import QueryExecutor, basic_resolvers
 from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
@@ -110,6 +110,8 @@ class GraphQLApp(GraphQL[Context, None]):
             subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         )
         self.settings = settings
+        self.basic_resolvers = basic_resolvers(schema)
+        """Resolvers the short way calls without resolve info (resolvers.query_executor)."""
         self.live_delivery = results_untouched(schema)
         """Live subscription events may go straight from the bus (resolvers.live_delivery)."""
 
@@ -171,6 +173,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 operation_name=name,
                 executor_class=QueryExecutor,
                 is_awaitable=cast(Any, optimized_is_awaitable),
+                basic_resolvers=self.basic_resolvers,
             )
             result = await outcome if inspect.isawaitable(outcome) else outcome
             data_out, errors = result.data, result.errors

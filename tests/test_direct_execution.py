@@ -4,6 +4,8 @@ nulls, errors with their codes and paths, mutations, and refusals without a toke
 
 from __future__ import annotations
 
+import enum
+import inspect
 import json
 import re
 import uuid
@@ -11,6 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import strawberry
+from graphql import GraphQLObjectType, execute, parse
+from graphql.execution import Executor
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
@@ -19,6 +24,7 @@ from starlette.responses import Response
 from app.auth import create_token
 from app.db import create_session_factory
 from app.main import JSON, STREAMED, GraphQLApp, JSONAnswer, _plain_json, read_body, replay
+from resolvers.query_executor import QueryExecutor, basic_resolvers
 from tests.conftest import RunningApp
 from tests.graphql_client import gql_data
 
@@ -251,3 +257,70 @@ async def _no_receive() -> Any:
 
 
 JSON_HEADERS = {"content-type": "application/json"}
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class Leaves:
+    text: str
+    maybe: str | None
+    number: int
+    ratio: float
+    ident: strawberry.ID
+    colour: Colour
+    colours: list[Colour]
+
+    @strawberry.field
+    def computed(self, info: strawberry.Info) -> str:
+        return f"{self.text}:{info.field_name}"
+
+
+@strawberry.type
+class LeafQuery:
+    @strawberry.field
+    def leaves(self) -> list[Leaves | None]:
+        good = dict(text="a", maybe=None, number=1, ratio=-0.0, ident="x", colour=Colour.BLUE)
+        bad: list[dict[str, Any]] = [
+            {"text": None},
+            {"number": "one"},
+            {"number": 2**40},
+            {"ratio": float("nan")},
+            {"colour": "green"},
+            {"colour": "RED"},
+            {"text": ValueError("an exception as a value")},
+            {"maybe": 3},
+            {"ident": 7},
+        ]
+        return [Leaves(**{**good, "colours": [Colour.RED]}), None] + [
+            Leaves(**{**good, "colours": [], **b}) for b in bad
+        ]
+
+
+async def test_basic_fields_complete_without_info_as_with_it() -> None:
+    """The short way's own completion of basic scalar and enum fields gives the data and
+    the errors (messages, paths, locations) graphql-core's completion gives."""
+    schema = strawberry.Schema(query=LeafQuery)
+    document = parse(
+        "{ leaves { text maybe number ratio ident colour colours computed again: text } }"
+    )
+    resolvers = basic_resolvers(schema)
+    leaves = schema._schema.type_map["Leaves"]
+    assert isinstance(leaves, GraphQLObjectType)
+    assert {f.resolve for n, f in leaves.fields.items() if n != "computed"} <= resolvers
+    assert leaves.fields["computed"].resolve not in resolvers
+
+    def run(executor_class: Any, **extra: Any) -> Any:
+        result = execute(schema._schema, document, executor_class=executor_class, **extra)
+        assert not inspect.isawaitable(result)
+        return (result.data, [e.formatted for e in result.errors or ()])
+
+    short = run(QueryExecutor, basic_resolvers=resolvers)
+    assert short == run(QueryExecutor, basic_resolvers=frozenset())
+    assert short == run(Executor)
+    assert short[0] is not None and short[0]["leaves"][0]["computed"] == "a:computed"
+    assert len(short[1]) >= 6, short
