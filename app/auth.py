@@ -70,9 +70,27 @@ def bearer_token(headers: Mapping[str, Any]) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (any key case), if any."""
     for key, value in headers.items():
         if str(key).lower() == "authorization" and isinstance(value, str):
-            scheme, _, token = value.strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+            token = _bearer(value)
+            if token is not None:
+                return token
+    return None
+
+
+def request_bearer_token(raw_headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """`bearer_token` of an HTTP request's raw ASGI headers, read as Starlette's `Headers`
+    would give them (latin-1) without building one: every request with a token asks."""
+    for key, value in raw_headers:
+        if key.lower() == b"authorization":
+            token = _bearer(value.decode("latin-1"))
+            if token is not None:
+                return token
+    return None
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
     return None
 
 

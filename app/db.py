@@ -5,8 +5,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import Executable, event
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SessionFactory = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -175,24 +176,32 @@ class HotRows:
         if self._pool is not None:
             await self._pool.close()
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection[Any]]:
-        """A pooled connection, its outages answered as `_outage_as_unavailable` says.
+    async def _on_connection(self, call: Callable[[asyncpg.Connection[Any]], Awaitable[T]]) -> T:
+        """`call` on a pooled connection, its outages answered as `_unavailable` says.
 
         A connection whose server process was terminated (a failover, an operator's
         pg_terminate_backend) can be handed out in the middle of consuming the server's
         farewell: asyncpg refuses it with an InternalClientError ("another operation is in
         progress"). That is an outage too, and the connection is closed rather than given
         back: returned without asyncpg's reset statement (`_nothing_to_reset`), it would
-        stay in the pool and refuse every statement sent on it."""
-        assert self._pool is not None, "HotRows.start() first"
-        with _outage_as_unavailable():
-            async with self._pool.acquire() as conn:
-                try:
-                    yield conn
-                except asyncpg.InternalClientError:
-                    conn.terminate()
-                    raise
+        stay in the pool and refuse every statement sent on it.
+
+        Plain `try` blocks rather than context managers: every hot statement passes here, and
+        two generator-based context managers around the pool's own cost more than the
+        statement's own Python."""
+        pool = self._pool
+        assert pool is not None, "HotRows.start() first"
+        try:
+            conn = await pool.acquire()
+            try:
+                return await call(conn)
+            except asyncpg.InternalClientError:
+                conn.terminate()
+                raise
+            finally:
+                await pool.release(conn)
+        except OUTAGES as exc:
+            raise _unavailable(exc) from exc
 
     def _compile(self, statement: Executable) -> Compiled:
         found = self._compiled.get(statement)
@@ -236,16 +245,14 @@ class HotRows:
         attributes, as a SQLAlchemy Row's do, at the cost of a tuple's."""
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        async with self._connection() as conn:
-            record = await conn.fetchrow(compiled.sql, *args)
+        record = await self._on_connection(lambda conn: conn.fetchrow(compiled.sql, *args))
         return None if record is None else compiled.row(record.values())
 
     async def all(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
         """Every row, each a named tuple as `one` gives it."""
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        async with self._connection() as conn:
-            records = await conn.fetch(compiled.sql, *args)
+        records = await self._on_connection(lambda conn: conn.fetch(compiled.sql, *args))
         make = compiled.row
         return [make(record.values()) for record in records]
 
@@ -254,26 +261,26 @@ class HotRows:
         server's command tag, as the engine's rowcount)."""
         compiled = self._compile(statement)
         args = self._args(compiled, params)
-        async with self._connection() as conn:
-            tag = await conn.execute(compiled.sql, *args)
+        tag = await self._on_connection(lambda conn: conn.execute(compiled.sql, *args))
         return int(tag.rsplit(" ", 1)[-1])
 
 
-@contextlib.contextmanager
-def _outage_as_unavailable() -> Iterator[None]:
-    """A server that is unreachable, gone or shutting down, as the engine's outages are
-    answered: an OSError the callers know (SERVICE_UNAVAILABLE, a transient run failure)."""
-    try:
-        yield
-    except (
-        OSError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-        asyncpg.PostgresConnectionError,
-    ) as exc:
-        raise DatabaseUnavailable(f"PostgreSQL did not answer: {exc}") from exc
-    except asyncpg.OperatorInterventionError as exc:
-        raise DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}") from exc
+NOT_ANSWERING = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+)
+OUTAGES = (*NOT_ANSWERING, asyncpg.OperatorInterventionError)
+"""A server that is unreachable, gone or shutting down."""
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """An outage as the engine's outages are answered: an OSError the callers know
+    (SERVICE_UNAVAILABLE, a transient run failure)."""
+    if isinstance(exc, NOT_ANSWERING):
+        return DatabaseUnavailable(f"PostgreSQL did not answer: {exc}")
+    return DatabaseUnavailable(f"PostgreSQL is shutting down: {exc}")
 
 
 class Param(NamedTuple):

@@ -28,11 +28,11 @@ from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -43,7 +43,13 @@ from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from app.auth import AuthUnavailable, TokenCache, authenticate, bearer_token
+from app.auth import (
+    AuthUnavailable,
+    TokenCache,
+    authenticate,
+    bearer_token,
+    request_bearer_token,
+)
 from app.config import Settings
 from app.cors import CORS
 from app.dashboard import dashboard
@@ -69,7 +75,7 @@ from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from resolvers.live_delivery import results_untouched
-from resolvers.query_executor import QueryExecutor
+from resolvers.query_executor import QueryExecutor, basic_resolvers
 from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
@@ -104,6 +110,8 @@ class GraphQLApp(GraphQL[Context, None]):
             subscription_protocols=SUBSCRIPTION_PROTOCOLS,
         )
         self.settings = settings
+        self.basic_resolvers = basic_resolvers(schema)
+        """Resolvers the short way calls without resolve info (resolvers.query_executor)."""
         self.live_delivery = results_untouched(schema)
         """Live subscription events may go straight from the bus (resolvers.live_delivery)."""
 
@@ -112,9 +120,13 @@ class GraphQLApp(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
-        response: Response | None
+        response: ASGIApp | None = None
         try:
-            response = await self._direct(request)
+            if scope["method"] == "POST" and _plain_json(scope["headers"]):
+                body = await read_body(receive)
+                response = await self._direct(request, body)
+                if response is None:  # the view reads the body as it came
+                    request = Request(scope, replay(body, receive))
             if response is None:
                 response = cast(Response, await self.run(request))
         except HTTPException as exc:
@@ -124,7 +136,7 @@ class GraphQLApp(GraphQL[Context, None]):
             response = unavailable()
         await response(scope, receive, send)
 
-    async def _direct(self, request: Request) -> Response | None:
+    async def _direct(self, request: Request, body: bytes) -> ASGIApp | None:
         """A plain JSON POST of a document the cache knows valid runs straight on graphql-core.
 
         For such a request Strawberry's view and its extension hooks have nothing left to
@@ -133,10 +145,8 @@ class GraphQLApp(GraphQL[Context, None]):
         as the view processes it: the schema's error handling, the same JSON, status 200.
         Anything else returns None and goes the whole way.
         """
-        if request.method != "POST" or not _plain_json(request.scope["headers"]):
-            return None
         try:
-            data = self.decode_json(await request.body())
+            data = self.decode_json(body)
         except json.JSONDecodeError:
             return None
         if not isinstance(data, dict) or data.get("extensions") is not None:
@@ -163,6 +173,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 operation_name=name,
                 executor_class=QueryExecutor,
                 is_awaitable=cast(Any, optimized_is_awaitable),
+                basic_resolvers=self.basic_resolvers,
             )
             result = await outcome if inspect.isawaitable(outcome) else outcome
             data_out, errors = result.data, result.errors
@@ -170,8 +181,13 @@ class GraphQLApp(GraphQL[Context, None]):
             data_out, errors = None, [GraphQLError(str(exc), original_error=exc)]
         if errors:
             schema._process_errors(errors)
-        body = process_result(ExecutionResult(data=data_out, errors=errors))
-        return Response(self.encode_json(body), media_type=JSON)
+        answer = process_result(ExecutionResult(data=data_out, errors=errors))
+        return JSONAnswer(self.encode_json(answer).encode())
+
+    def encode_json(self, data: object) -> str:
+        """Strawberry's JSON (`json.dumps` with compact separators), from one encoder built
+        once rather than one per response."""
+        return COMPACT_JSON.encode(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON as the client sent it; anything json.loads cannot take is a JSONDecodeError.
@@ -217,7 +233,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             request.state.guard = asyncio.create_task(self._guard(context))
         elif not self.settings.auth_disabled:
-            context.token = bearer_token(request.headers)
+            context.token = request_bearer_token(request.scope["headers"])
             context.caller = await state.tokens.caller(context.token)
         return context
 
@@ -322,6 +338,7 @@ class GraphQLApp(GraphQL[Context, None]):
 NULLABLE = ("variables", "extensions")
 JSON = "application/json"
 JSON_BYTES = JSON.encode()
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 STREAMED = ("multipart/", "text/event-stream")
 """`Accept` values that may ask for a streamed response: the view decides those."""
 HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
@@ -345,6 +362,55 @@ def _plain_json(headers: list[tuple[bytes, bytes]]) -> bool:
         return False
     wanted = (accept or b"").decode("latin-1")
     return not any(stream in wanted for stream in STREAMED)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The request's whole body, read as Starlette's `Request.body` reads it (empty chunks
+    skipped, other message types ignored, a disconnect is ClientDisconnect), without the
+    async generator and context manager it reads through."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                if not chunks:
+                    return bytes(chunk)
+                chunks.append(chunk)
+                return b"".join(chunks)
+            if chunk:
+                chunks.append(chunk)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` (already read) as the request's one message first."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+class JSONAnswer:
+    """A 200 JSON response, sent as Starlette's `Response(body, media_type=JSON)` sends it
+    (the same two messages, the same headers in the same order) without its header logic."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", str(len(self.body)).encode()), (b"content-type", JSON_BYTES)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def unavailable() -> Response:

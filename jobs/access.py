@@ -14,6 +14,7 @@ follow a shared run without being able to stop someone else's work.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -81,16 +82,29 @@ class Caller:
         return ADMIN in self.permissions
 
     def can(self, kind: JobKind, action: Action) -> bool:
-        if self.is_admin or permission(kind, "run") in self.permissions:
-            return True
-        return action == "read" and permission(kind, "read") in self.permissions
+        return kind in (self._readable if action == "read" else self._runnable)
+
+    @functools.cached_property
+    def _runnable(self) -> frozenset[JobKind]:
+        """The kinds this caller may run, worked out once: a caller (the token cache's, or
+        the anonymous admin) answers several `can`s on every request."""
+        return frozenset(
+            kind for kind in KINDS if self.is_admin or permission(kind, "run") in self.permissions
+        )
+
+    @functools.cached_property
+    def _readable(self) -> frozenset[JobKind]:
+        """`<kind>:run` implies `<kind>:read`."""
+        return self._runnable | {
+            kind for kind in KINDS if permission(kind, "read") in self.permissions
+        }
 
     def require(self, kind: JobKind, action: Action) -> None:
         if not self.can(kind, action):
             raise Forbidden(permission(kind, action))
 
     def readable_kinds(self) -> list[JobKind]:
-        return [kind for kind in KINDS if self.can(kind, "read")]
+        return [kind for kind in KINDS if kind in self._readable]
 
     def sees(
         self,

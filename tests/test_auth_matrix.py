@@ -21,7 +21,7 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from jobs.access import Caller
+from jobs.access import ADMIN, Caller, all_permissions, permission
 from jobs.registry import KINDS
 from jobs.spec import JobKind
 from tests.builders import finished_report, issue_token
@@ -425,3 +425,17 @@ async def test_role_operation_matrix(
     print(f"\nauthorization matrix: {len(results)} cells checked, {len(wrong)} wrong")
     assert not wrong, wrong
     assert len(results) >= 100
+
+
+def test_a_callers_kinds_follow_its_permissions() -> None:
+    """`<kind>:run` implies `<kind>:read`; admin may do everything; nothing else grants."""
+    every = all_permissions()
+    for n in range(2 ** len(every)):
+        held = [p for i, p in enumerate(every) if n >> i & 1]
+        caller = Caller.of("someone", held)
+        for kind in JobKind:
+            run = ADMIN in held or permission(kind, "run") in held
+            read = run or permission(kind, "read") in held
+            assert caller.can(kind, "run") is run, (held, kind)
+            assert caller.can(kind, "read") is read, (held, kind)
+        assert caller.readable_kinds() == [k for k in KINDS if caller.can(k, "read")]

@@ -4,17 +4,27 @@ nulls, errors with their codes and paths, mutations, and refusals without a toke
 
 from __future__ import annotations
 
+import enum
+import inspect
+import json
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import strawberry
+from graphql import GraphQLObjectType, execute, parse
+from graphql.execution import Executor
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from app.auth import create_token
 from app.db import create_session_factory
-from app.main import JSON, STREAMED, GraphQLApp, _plain_json
+from app.main import JSON, STREAMED, GraphQLApp, JSONAnswer, _plain_json, read_body, replay
+from resolvers.query_executor import QueryExecutor, basic_resolvers
 from tests.conftest import RunningApp
 from tests.graphql_client import gql_data
 
@@ -140,3 +150,177 @@ def test_the_short_way_is_taken_only_for_plain_json_as_starlette_reads_the_heade
         streamed = any(stream in headers.get("accept", "") for stream in STREAMED)
         expected = json_body and not streamed
         assert _plain_json(raw) is expected, raw
+
+
+async def test_a_body_sent_in_chunks_answers_as_one_body_does(
+    app_server: RunningApp, county: str
+) -> None:
+    """Chunked bodies, empty chunks among them, read by `read_body`: the first request of a
+    document goes the whole way on the body replayed to the view, the next ones the short
+    way; every answer is the one a body sent whole gets."""
+    job_id = (
+        await gql_data(
+            app_server.url,
+            "mutation($input: RunReportInput!) { runReport(input: $input) { id } }",
+            {"input": {"reportType": "SALES_RATIO_STUDY", "countyId": county}},
+        )
+    )["runReport"]["id"]
+    query = JOB.replace("percent", "percent step")  # a document not yet in the cache
+    body = json.dumps({"query": query, "variables": {"id": job_id}}).encode()
+    counted = Counted(_view(app_server))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+            yield b""
+
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=30) as client:
+        chunked = []
+        for _ in range(3):
+            response = await client.post("/graphql", content=chunks(), headers=JSON_HEADERS)
+            assert response.request.headers.get("transfer-encoding") == "chunked"
+            chunked.append((response.status_code, response.headers.raw, response.text))
+        whole = await client.post("/graphql", content=body, headers=JSON_HEADERS)
+    assert counted.calls == 1
+    assert '"step"' in whole.text and job_id in whole.text
+    for status, headers, text in chunked:
+        assert (status, text) == (whole.status_code, whole.text)
+        assert [h for h in headers if h[0] != b"date"] == [
+            h for h in whole.headers.raw if h[0] != b"date"
+        ]
+
+
+def _scope(headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    return {"type": "http", "method": "POST", "path": "/graphql", "headers": headers or []}
+
+
+async def test_read_body_reads_what_starlette_reads() -> None:
+    sequences: list[list[dict[str, Any]]] = [
+        [{"type": "http.request", "body": b"{}"}],
+        [{"type": "http.request"}],
+        [{"type": "http.request", "body": b"", "more_body": False}],
+        [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request", "body": b"", "more_body": True},
+            {"type": "other"},
+            {"type": "http.request", "body": b"bc", "more_body": True},
+            {"type": "http.request", "body": b"d"},
+        ],
+        [
+            {"type": "http.request", "body": b"", "more_body": True},
+            {"type": "http.request", "body": b"", "more_body": False},
+        ],
+        [{"type": "http.request", "body": b"a", "more_body": True}, {"type": "http.disconnect"}],
+    ]
+    for messages in sequences:
+        answers = []
+        for read in (read_body, lambda receive: Request(_scope(), receive).body()):
+            pending = iter(messages)
+
+            async def receive() -> Any:
+                return next(pending)  # noqa: B023
+
+            try:
+                answers.append(await read(receive))
+            except ClientDisconnect:
+                answers.append("disconnected")
+        assert answers[0] == answers[1], messages
+        assert type(answers[0]) is type(answers[1])
+
+
+async def test_replay_gives_the_body_once_then_the_connection() -> None:
+    later = [{"type": "http.disconnect"}]
+
+    async def receive() -> Any:
+        return later.pop()
+
+    replayed = replay(b"body", receive)
+    assert await Request(_scope(), replayed).body() == b"body"
+    assert await replayed() == {"type": "http.disconnect"}
+
+
+async def test_the_short_ways_response_is_starlettes() -> None:
+    for body in (b'{"data":{"job":null}}', b"", "é".encode()):
+        sent: list[list[Any]] = [[], []]
+        answers = (JSONAnswer(body), Response(body, media_type=JSON))
+        for answer, out in zip(answers, sent, strict=True):
+
+            async def send(message: Any) -> None:
+                out.append(message)  # noqa: B023
+
+            await answer(_scope(), _no_receive, send)
+        assert sent[0] == sent[1]
+
+
+async def _no_receive() -> Any:
+    raise AssertionError("a response does not read the request")
+
+
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class Leaves:
+    text: str
+    maybe: str | None
+    number: int
+    ratio: float
+    ident: strawberry.ID
+    colour: Colour
+    colours: list[Colour]
+
+    @strawberry.field
+    def computed(self, info: strawberry.Info) -> str:
+        return f"{self.text}:{info.field_name}"
+
+
+@strawberry.type
+class LeafQuery:
+    @strawberry.field
+    def leaves(self) -> list[Leaves | None]:
+        good = dict(text="a", maybe=None, number=1, ratio=-0.0, ident="x", colour=Colour.BLUE)
+        bad: list[dict[str, Any]] = [
+            {"text": None},
+            {"number": "one"},
+            {"number": 2**40},
+            {"ratio": float("nan")},
+            {"colour": "green"},
+            {"colour": "RED"},
+            {"text": ValueError("an exception as a value")},
+            {"maybe": 3},
+            {"ident": 7},
+        ]
+        return [Leaves(**{**good, "colours": [Colour.RED]}), None] + [
+            Leaves(**{**good, "colours": [], **b}) for b in bad
+        ]
+
+
+async def test_basic_fields_complete_without_info_as_with_it() -> None:
+    """The short way's own completion of basic scalar and enum fields gives the data and
+    the errors (messages, paths, locations) graphql-core's completion gives."""
+    schema = strawberry.Schema(query=LeafQuery)
+    document = parse(
+        "{ leaves { text maybe number ratio ident colour colours computed again: text } }"
+    )
+    resolvers = basic_resolvers(schema)
+    leaves = schema._schema.type_map["Leaves"]
+    assert isinstance(leaves, GraphQLObjectType)
+    assert {f.resolve for n, f in leaves.fields.items() if n != "computed"} <= resolvers
+    assert leaves.fields["computed"].resolve not in resolvers
+
+    def run(executor_class: Any, **extra: Any) -> Any:
+        result = execute(schema._schema, document, executor_class=executor_class, **extra)
+        assert not inspect.isawaitable(result)
+        return (result.data, [e.formatted for e in result.errors or ()])
+
+    short = run(QueryExecutor, basic_resolvers=resolvers)
+    assert short == run(QueryExecutor, basic_resolvers=frozenset())
+    assert short == run(Executor)
+    assert short[0] is not None and short[0]["leaves"][0]["computed"] == "a:computed"
+    assert len(short[1]) >= 6, short

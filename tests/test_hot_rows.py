@@ -4,12 +4,25 @@ for every kind's table with every column filled, and for none (a missing row).""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, Float, Integer, String, Text, Uuid
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -101,3 +114,53 @@ async def test_an_unreachable_server_is_unavailable_not_a_crash(engine: AsyncEng
     finally:
         await rows.close()
         await dead.dispose()
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (ConnectionResetError("reset"), "PostgreSQL did not answer: reset"),
+        (asyncpg.InterfaceError("gone"), "PostgreSQL did not answer: gone"),
+        (asyncpg.InternalClientError("busy"), "PostgreSQL did not answer: busy"),
+        (asyncpg.ConnectionFailureError("lost"), "PostgreSQL did not answer: lost"),
+        (asyncpg.AdminShutdownError("stopping"), "PostgreSQL is shutting down: stopping"),
+    ],
+)
+async def test_an_outage_on_a_connection_is_unavailable_and_the_pool_serves_on(
+    hot_rows: HotRows, engine: AsyncEngine, raised: Exception, said: str
+) -> None:
+    """Whatever fails on the connection is answered as an outage; a connection asyncpg
+    refused mid-farewell (InternalClientError) is closed, any other goes back; the pool
+    keeps serving."""
+    backends: set[int] = set()
+
+    async def failing(conn: Any) -> None:
+        backends.add(conn.get_server_pid())
+        raise raised
+
+    for _ in range(3):  # more than the pool's two connections: none is lost
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await hot_rows._on_connection(failing)
+        assert str(caught.value) == said and caught.value.__cause__ is raised
+    terminated = isinstance(raised, asyncpg.InternalClientError)
+    expected = 0 if terminated else len(backends)
+    for _ in range(100):
+        async with engine.connect() as conn:
+            alive = await conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                {"pids": list(backends)},
+            )
+        if alive == expected:
+            break
+        await asyncio.sleep(0.05)
+    assert alive == expected, (backends, alive)
+    assert await hot_rows.one(row_by_id(KINDS[JobKind.REPORT]), {"id": uuid.uuid4()}) is None
+
+
+async def test_a_statement_error_is_the_callers_and_the_connection_goes_back(
+    hot_rows: HotRows,
+) -> None:
+    for _ in range(3):
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await hot_rows.one(text("SELECT * FROM no_such_table"), {})
+    assert await hot_rows.one(row_by_id(KINDS[JobKind.REPORT]), {"id": uuid.uuid4()}) is None

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 
-from app.auth import TokenCache, revoke_token
+from app.auth import TokenCache, bearer_token, request_bearer_token, revoke_token
 from app.db import create_session_factory
 from tests.builders import issue_token
 
@@ -72,3 +73,20 @@ async def test_a_refusal_is_shared_and_the_next_miss_asks_again(
     assert len(reads) == 1
     await asyncio.sleep(0.3)  # the answer's time runs out
     assert await cache.caller(token) is None and len(reads) == 2
+
+
+def test_a_requests_token_is_read_off_its_raw_headers_as_from_starlettes() -> None:
+    token = "tf_" + "a" * 30
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [],
+        [(b"authorization", f"Bearer {token}".encode())],
+        [(b"authorization", f"  bearer   {token}  ".encode())],
+        [(b"Authorization", f"BEARER {token}".encode())],
+        [(b"authorization", b"Basic dXNlcjpwYXNz"), (b"authorization", f"Bearer {token}".encode())],
+        [(b"authorization", b"Bearer "), (b"authorization", b"Bearer second")],
+        [(b"authorization", b"Bearer"), (b"x-authorization", f"Bearer {token}".encode())],
+        [(b"authorization", "Bearer tf_\u00e9\u00ff".encode("latin-1"))],
+        [(b"authorization", f"Bearer {token} extra".encode())],
+    ]
+    for raw in cases:
+        assert request_bearer_token(raw) == bearer_token(Headers(raw=raw)), raw
