@@ -67,8 +67,9 @@ async def startup(ctx: dict[str, Any]) -> None:
             start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         except OSError as exc:
             log.warning("worker metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
-    # The claim, progress, heartbeat and finish of every run on asyncpg's own pool (at most
-    # one statement per running job at a time, and the odd heartbeat beside it).
+    # The claim, progress, heartbeat and finish of every run, and a run's kept reads
+    # (RunContext.rows), on asyncpg's own pool: mostly one statement per running job at a
+    # time; a coalesced progress write or a heartbeat beside a read waits its turn at most.
     writes = HotRows(engine, settings.worker_max_jobs + 2)
     await writes.start()
     ctx["engine"] = engine
