@@ -10,12 +10,15 @@ import asyncio
 import csv
 import io
 import math
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,8 +45,14 @@ ROLL = {"reportType": "ASSESSMENT_ROLL", "countyId": "S3CO"}
 FILES = "query($id: ID!) { job(id: $id) { ... on ReportJob { result { files { name url sizeBytes rowCount contentType } } } } }"  # noqa: E501
 
 
+@dataclass(frozen=True)
+class S3Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def s3_server() -> Iterator[S3Server]:
     """moto's S3 server as a process of its own on a free loopback port."""
     port = _free_port()
     process = subprocess.Popen(
@@ -62,9 +71,25 @@ def s3_endpoint() -> Iterator[str]:
                 process.kill()
                 raise RuntimeError("moto's S3 server did not start") from None
             time.sleep(0.1)
-    yield url
+    yield S3Server(url, process)
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: S3Server) -> str:
+    return s3_server.url
+
+
+@contextmanager
+def stalled(server: S3Server) -> Iterator[None]:
+    """S3 that answers nothing (its process stopped) until the block ends, as a hung
+    endpoint would: requests already sent wait for their answer, none is refused."""
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture
@@ -203,14 +228,28 @@ async def test_a_report_is_uploaded_in_parts_downloaded_by_its_link_and_swept(
 
 
 async def test_a_job_that_times_out_leaves_no_object_and_no_upload(
-    s3_settings: Settings, s3_app: RunningApp, engine: AsyncEngine
+    s3_settings: Settings, s3_app: RunningApp, engine: AsyncEngine, s3_server: S3Server
 ) -> None:
+    # S3 hangs from before the job starts until well past its 1 s limit, so the run
+    # cannot finish in time however fast the machine builds the roll: the limit strikes
+    # while the roll is built or while its upload waits on S3, and either way nothing
+    # may be left in the bucket once S3 answers again.
     await load_demo_county(engine, "S3CO", PARCELS, seed=5)
-    worker = WorkerControl(s3_settings.model_copy(update={"job_timeout_seconds": 1}))
+    limit = 1
+    worker = WorkerControl(s3_settings.model_copy(update={"job_timeout_seconds": limit}))
+    job = (await gql_data(s3_app.url, mutation("runReport"), {"input": ROLL}))["runReport"]
     try:
-        done = await run_roll(s3_app, worker)
+        async with subscribe(s3_app.ws_url, WATCH, {"id": job["id"]}) as sub:
+            with stalled(s3_server):
+                await worker.start()
+                while (event := await sub.next(timeout=60)) is not None:
+                    if event["data"]["jobUpdated"]["status"] == "RUNNING":
+                        break
+                await asyncio.sleep(3 * limit)
+            events = await sub.collect(timeout=120)
     finally:
         await worker.stop()
+    done = events[-1]["data"]["jobUpdated"]
     assert done["status"] == "FAILED" and done["error"]["code"] == "TIMEOUT", done
     assert objects(s3_settings) == []
     assert open_uploads(s3_settings) == []
