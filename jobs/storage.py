@@ -114,6 +114,9 @@ class S3Store(ResultStore):
             # upload, and only then does the run unwind (and remove what was uploaded).
             stop.set()
             await asyncio.wait([uploading])
+            # The thread's own end (UploadStopped, as a rule) gives way to the cancellation;
+            # retrieved here so asyncio does not log it as an exception nobody saw.
+            uploading.exception()
             raise
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from arq import Retry, Worker, cron, func
+from arq import Retry, cron, func
 from arq.connections import RedisSettings
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError as BotoHTTPClientError
@@ -31,6 +31,7 @@ from jobs.arq_claims import arq_job_timeout
 from jobs.context import JobCancelled, RunContext
 from jobs.lifecycle import RUN_JOB, Lifecycle
 from jobs.maintenance import maintain
+from jobs.prompt_worker import PromptWorker
 from jobs.registry import KINDS, metric_kinds
 from jobs.spec import BadInput, JobFailure, JobKind, KindSpec
 from jobs.storage import result_files
@@ -365,7 +366,7 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
     """
     delay = 0.5
     while True:
-        worker = Worker(**worker_settings(settings, handle_signals=False, **overrides))
+        worker = PromptWorker(**worker_settings(settings, handle_signals=False, **overrides))
         try:
             await worker.main()
             return
