@@ -8,10 +8,12 @@ finished job wakes the poll at once, so the slots stay full while jobs are queue
 worker still reads the queue only once per `poll_delay`.
 
 A read of the queue returns the jobs still running too (arq removes a job from the queue when
-it ends), and arq's `start_jobs` spends four Redis round trips on each before finding it taken;
-with a read at every freed slot, that was most of what a worker said to Redis. `start_jobs`
-here drops the jobs running in this worker, asks Redis in one round trip which of the rest
-run elsewhere, and hands arq only the others, which it still claims atomically as before.
+it ends), and arq's `start_jobs` spends four Redis round trips (WATCH, EXISTS, ZSCORE, then
+MULTI/EXEC or UNWATCH) on each, taken or not; with a read at every freed slot, that was most
+of what a worker said to Redis. `start_jobs` here drops the jobs running in this worker, asks
+Redis in one round trip which of the rest run elsewhere, and claims each of the others in one
+round trip: a script that makes arq's own checks (not in progress, still queued, due) and sets
+arq's in-progress key, atomically as arq's transaction did.
 
 It overrides three of arq's methods (`_poll_iteration`, `_release_sem_dec_counter_on_complete`,
 `start_jobs`); `tests/test_prompt_worker.py` fails if arq stops calling them as this relies on.
@@ -24,15 +26,29 @@ from typing import Any
 
 from arq import Worker
 from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
+from redis.commands.core import AsyncScript
 
 CHECK_BATCH = 16
 """Queued ids asked about per round trip, until enough may start to fill the free slots."""
+
+CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return false end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+return score
+"""
+"""arq's claim of a queued job (its `start_jobs` transaction) as one script: KEYS are the
+job's in-progress key and the queue, ARGV the job id, now and the in-progress time in ms;
+the job's score if it is claimed, nil if it runs elsewhere, has ended or is not yet due."""
 
 
 class PromptWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._slot_freed = asyncio.Event()
+        self._claim_script: AsyncScript | None = None
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -59,7 +75,8 @@ class PromptWorker(Worker):
                 return
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's `start_jobs` for the queued ids that are not already running."""
+        """arq's `start_jobs`, for the queued ids that are not already running, each claimed
+        in one round trip."""
         free = self.max_jobs - self.job_counter
         if free <= 0:
             return
@@ -70,11 +87,38 @@ class PromptWorker(Worker):
                 break
             batch = others[first : first + CHECK_BATCH]
             async with self.pool.pipeline(transaction=False) as pipe:
-                for job_id in batch:
-                    pipe.exists(in_progress_key_prefix + job_id.decode())
+                for queued in batch:
+                    pipe.exists(in_progress_key_prefix + queued.decode())
                 running = await pipe.execute()
             startable.extend(j for j, busy in zip(batch, running, strict=True) if not busy)
-        await super().start_jobs(startable)
+        for job_id_b in startable:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = job_id_b.decode()
+            try:
+                score = await self._claim(job_id)
+            except BaseException:
+                self._release_sem_dec_counter_on_complete()
+                raise
+            if score is None:  # started elsewhere, ended, or queued again for later
+                self._release_sem_dec_counter_on_complete()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    async def _claim(self, job_id: str) -> bytes | None:
+        if self._claim_script is None:
+            self._claim_script = self.pool.register_script(CLAIM)
+        in_progress_ms = int(self.in_progress_timeout_s * 1000)
+        score: bytes | None = await self._claim_script(
+            keys=[in_progress_key_prefix + job_id, self.queue_name],
+            args=[job_id, timestamp_ms(), in_progress_ms],
+        )
+        return score
 
     def _running_here(self, job_id: bytes) -> bool:
         task = self.tasks.get(job_id.decode())

@@ -132,3 +132,30 @@ async def test_a_worker_stopped_as_a_slot_frees_stops(
     await asyncio.wait([task], timeout=10)
     assert task.done(), "the stopped worker went on polling"
     assert task.cancelled()
+
+
+async def test_two_workers_run_each_job_once_and_none_before_it_is_due(
+    settings: Settings, arq_redis: ArqRedis, running: list[PromptWorker]
+) -> None:
+    names = [f"job-{i}" for i in range(40)]
+    for name in names:
+        await arq_redis.enqueue_job(
+            "record", name, _queue_name=settings.queue_name, _job_id=uuid.uuid4().hex
+        )
+    await arq_redis.enqueue_job("record", "later", _queue_name=settings.queue_name, _defer_by=3600)
+    recorder = Recorder()
+    workers = [_worker(settings, recorder, poll_delay=0.05) for _ in range(2)]
+    running.extend(workers)
+    tasks = [await _main(worker) for worker in workers]
+    try:
+        async with asyncio.timeout(30):
+            while len(recorder.done) < len(names):
+                await asyncio.sleep(0.02)
+        # A few more reads of the queue by both: the deferred job is still not due.
+        await asyncio.sleep(0.3)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+    assert sorted(recorder.done) == sorted(names), "each job once, the deferred one not yet"
+    assert await arq_redis.zcard(settings.queue_name) == 1
