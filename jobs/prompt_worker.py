@@ -98,13 +98,14 @@ class PromptWorker(Worker):
                 return
             self.job_counter += 1
             job_id = job_id_b.decode()
+            # A slot given back unused, with arq's own release: no job ended, so no wake-up.
             try:
                 score = await self._claim(job_id)
             except BaseException:
-                self._release_sem_dec_counter_on_complete()
+                super()._release_sem_dec_counter_on_complete()
                 raise
             if score is None:  # started elsewhere, ended, or queued again for later
-                self._release_sem_dec_counter_on_complete()
+                super()._release_sem_dec_counter_on_complete()
                 continue
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
