@@ -26,12 +26,16 @@ from functools import partial
 from typing import Any
 
 from graphql import (
+    BREAK,
+    DirectiveNode,
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    Visitor,
     parse,
+    visit,
 )
 from graphql.validation import ASTValidationRule, MaxIntrospectionDepthRule
 from strawberry.extensions import SchemaExtension
@@ -125,6 +129,9 @@ class Entry:
     """None when the document nests too deeply to be measured at all."""
     errors: list[GraphQLError] | None = None
     refusals: dict[str | None, GraphQLError | None] = field(default_factory=dict)
+    directives: bool = True
+    """Whether a directive appears anywhere in it (resolvers.query_executor reuses a
+    completed object only for documents without one)."""
 
 
 class DocumentCache:
@@ -168,7 +175,7 @@ class DocumentCache:
             )
         except (TooDeeplyNested, RecursionError):
             measures = None
-        entry = Entry(document, measures)
+        entry = Entry(document, measures, directives=uses_directives(document))
         if self.size and len(text) <= MAX_CACHED_TEXT:
             self._entries[text] = entry
             if len(self._entries) > self.size:
@@ -187,7 +194,7 @@ class DocumentCache:
                 self.limits.depth,
             )
         else:
-            chosen = _operation(entry.document, operation_name)
+            chosen = operation_named(entry.document, operation_name)
             figures = (
                 [entry.measures.get(chosen.name.value if chosen.name else None, Measure())]
                 if chosen is not None
@@ -198,9 +205,7 @@ class DocumentCache:
             entry.refusals[operation_name] = refusal  # never a name of the client's invention
         return refusal
 
-    def runnable(
-        self, text: str, operation_name: str | None, variables: Any
-    ) -> DocumentNode | None:
+    def runnable(self, text: str, operation_name: str | None, variables: Any) -> Entry | None:
         """The document, when a request for it has nothing left for the parse and validate
         steps to do: seen before and valid (graphql-core's errors computed, and none), within
         every limit for this operation, a query or mutation, its variables fine. None: the
@@ -210,13 +215,13 @@ class DocumentCache:
             return None
         if self.refusal(entry, operation_name) is not None:
             return None
-        chosen = _operation(entry.document, operation_name)
+        chosen = operation_named(entry.document, operation_name)
         if chosen is None or chosen.operation is OperationType.SUBSCRIPTION:
             return None
         if bad_variable(variables or {}) is not None:
             return None
         self._entries.move_to_end(text)
-        return entry.document
+        return entry
 
     def validation_errors(
         self, entry: Entry, rules: tuple[type[ASTValidationRule], ...]
@@ -226,7 +231,23 @@ class DocumentCache:
         return entry.errors
 
 
-def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+class _FindDirective(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> Any:
+        self.found = True
+        return BREAK
+
+
+def uses_directives(document: DocumentNode) -> bool:
+    finder = _FindDirective()
+    visit(document, finder)
+    return finder.found
+
+
+def operation_named(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
         return operations[0] if len(operations) == 1 else None

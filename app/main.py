@@ -19,7 +19,7 @@ from typing import Any, cast
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from cross_web import HTTPException
-from graphql import GraphQLError, execute
+from graphql import GraphQLError, OperationType, execute
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
@@ -54,7 +54,7 @@ from app.config import Settings
 from app.cors import CORS
 from app.dashboard import dashboard
 from app.db import HotRows, create_engine, create_session_factory
-from app.documents import DocumentCache, QueryLimits, checked_documents
+from app.documents import DocumentCache, Entry, QueryLimits, checked_documents, operation_named
 from app.downloads import DownloadSigner, result_file, signing_secret
 from app.events import EventBus
 from app.graphiql import graphiql_page
@@ -75,10 +75,11 @@ from jobs.listing import MAX_PAGE
 from jobs.registry import metric_kinds
 from resolvers.context import Context
 from resolvers.live_delivery import results_untouched
-from resolvers.query_executor import QueryExecutor, basic_resolvers
+from resolvers.query_executor import CompletedObjects, QueryExecutor, basic_resolvers
 from resolvers.rendered_jobs import RenderedJobs
 from resolvers.shared_events import SharedEvents
 from schema.errors import Schema
+from schema.job import Job
 from schema.schema import build_schema
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.settings = settings
         self.basic_resolvers = basic_resolvers(schema)
         """Resolvers the short way calls without resolve info (resolvers.query_executor)."""
+        self.completed = CompletedObjects(shared=(Job,))
+        """Jobs' completions, reused while the object is (resolvers.rendered_jobs keeps it)."""
         self.live_delivery = results_untouched(schema)
         """Live subscription events may go straight from the bus (resolvers.live_delivery)."""
 
@@ -158,9 +161,10 @@ class GraphQLApp(GraphQL[Context, None]):
             and isinstance(name, str | None)
         ):
             return None
-        document = self.documents.runnable(query, name, variables)
-        if document is None:
+        entry = self.documents.runnable(query, name, variables)
+        if entry is None:
             return None
+        document = entry.document
         context = await self._context(request)
         schema = self.schema
         assert isinstance(schema, Schema)
@@ -174,6 +178,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 executor_class=QueryExecutor,
                 is_awaitable=cast(Any, optimized_is_awaitable),
                 basic_resolvers=self.basic_resolvers,
+                completed=self.completed if self._reuses(entry, name) else None,
             )
             result = await outcome if inspect.isawaitable(outcome) else outcome
             data_out, errors = result.data, result.errors
@@ -183,6 +188,15 @@ class GraphQLApp(GraphQL[Context, None]):
             schema._process_errors(errors)
         answer = process_result(ExecutionResult(data=data_out, errors=errors))
         return JSONAnswer(self.encode_json(answer).encode())
+
+    @staticmethod
+    def _reuses(entry: Entry, name: str | None) -> bool:
+        """A query with no directive may reuse completed objects; a mutation's answer is
+        built anew, as it reports a change."""
+        if entry.directives:
+            return False
+        chosen = operation_named(entry.document, name)
+        return chosen is not None and chosen.operation is OperationType.QUERY
 
     def encode_json(self, data: object) -> str:
         """Strawberry's JSON (`json.dumps` with compact separators), from one encoder built

@@ -14,6 +14,16 @@ value needs none either; most fields of a response are such, and building the in
 walking the generic completion was most of what executing one cost. For those
 `execute_field` calls the same resolver and completes the value as graphql-core does,
 without the info.
+
+A query's root field that returns an object already completed once for the same field
+node is answered with that completion (`CompletedObjects`): the API's objects are built
+once per row and never changed (resolvers.rendered_jobs), and a subtree of basic fields,
+`__typename` and no arguments reads nothing but the object, so it completes to the same
+value every time. The root field itself still runs: `job(id)` still reads its row and
+checks who may see it on every request. A subtree with any other field (a resolver, an
+argument), an error, or anything awaited is never kept, and a document with a directive
+anywhere does not use the store at all (`@include(if: $x)` makes the fields depend on
+the variables, which the key leaves out).
 """
 
 from __future__ import annotations
@@ -25,11 +35,15 @@ from graphql import (
     GraphQLEnumType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLScalarType,
+    TypeNameMetaFieldDef,
     Undefined,
 )
 from graphql.execution import Executor
 from graphql.execution.collect_fields import FieldDetailsList
+from graphql.language import FieldNode
 from graphql.pyutils import Path
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.schema import Schema, StrawberryGraphQLCoreExecutionContext
@@ -37,6 +51,34 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 LEAF_TYPES = (GraphQLScalarType, GraphQLEnumType)
+
+MAX_COMPLETED_OBJECTS = 256
+"""Completions kept; as many as resolvers.rendered_jobs keeps objects."""
+
+
+class CompletedObjects:
+    """The completed value of a root field's object, by field node and object, for objects
+    of the `shared` types only: those built once and handed to every request alike (a
+    root field's fresh object, a page of jobs, would only fill the store).
+
+    Each entry holds its node and object, so neither can be freed and its `id` reused by
+    another while the entry stands; the oldest entry goes first."""
+
+    def __init__(self, shared: tuple[type, ...], size: int = MAX_COMPLETED_OBJECTS) -> None:
+        self.shared = shared
+        self._size = size
+        self._kept: dict[tuple[int, int], tuple[FieldNode, Any, Any]] = {}
+
+    def get(self, node: FieldNode, source: Any) -> Any:
+        kept = self._kept.get((id(node), id(source)))
+        if kept is not None and kept[0] is node and kept[1] is source:
+            return kept[2]
+        return Undefined
+
+    def keep(self, node: FieldNode, source: Any, value: Any) -> None:
+        if len(self._kept) >= self._size:
+            del self._kept[next(iter(self._kept))]
+        self._kept[(id(node), id(source))] = (node, source, value)
 
 
 class QueryExecutor(Executor[Any]):
@@ -46,10 +88,57 @@ class QueryExecutor(Executor[Any]):
     build_resolve_info = StrawberryGraphQLCoreExecutionContext.build_resolve_info
 
     def __init__(
-        self, *args: Any, basic_resolvers: frozenset[Callable[..., Any]], **kwargs: Any
+        self,
+        *args: Any,
+        basic_resolvers: frozenset[Callable[..., Any]],
+        completed: CompletedObjects | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.basic_resolvers = basic_resolvers
+        self.completed = completed
+        """None: nothing is kept or reused (not a query, or a document with directives)."""
+        self.pure = True
+        """No field but basic ones and `__typename` completed since the last reset."""
+
+    def complete_value(
+        self,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's, or for a root field's object the completion kept for it."""
+        completed = self.completed
+        if (
+            completed is None
+            or path.prev is not None
+            or len(field_details_list) != 1
+            or not isinstance(result, completed.shared)
+        ):
+            return super().complete_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+        node = field_details_list[0].node
+        kept = completed.get(node, result)
+        if kept is not Undefined:
+            return kept
+        errors = len(self.collected_errors.errors)
+        # Nothing is awaited between here and the check below (an awaitable is not kept),
+        # so no other field's completion can interleave and reset the mark meanwhile.
+        self.pure = True
+        value = super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+        if (
+            self.pure
+            and len(self.collected_errors.errors) == errors
+            and not self.is_awaitable(value)
+        ):
+            completed.keep(node, result, value)
+        return value
 
     def execute_field(
         self,
@@ -65,12 +154,17 @@ class QueryExecutor(Executor[Any]):
         `handle_field_error` do."""
         node = field_details_list[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
+        if field_def is TypeNameMetaFieldDef:
+            return super().execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
         if (
             field_def is None
             or field_def.resolve not in self.basic_resolvers
             or node.arguments
             or self.middleware_manager
         ):
+            self.pure = False
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import strawberry
-from graphql import GraphQLObjectType, execute, parse
+from graphql import GraphQLObjectType, Undefined, execute, parse
 from graphql.execution import Executor
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
@@ -24,7 +25,7 @@ from starlette.responses import Response
 from app.auth import create_token
 from app.db import create_session_factory
 from app.main import JSON, STREAMED, GraphQLApp, JSONAnswer, _plain_json, read_body, replay
-from resolvers.query_executor import QueryExecutor, basic_resolvers
+from resolvers.query_executor import CompletedObjects, QueryExecutor, basic_resolvers
 from tests.conftest import RunningApp
 from tests.graphql_client import gql_data
 
@@ -324,3 +325,101 @@ async def test_basic_fields_complete_without_info_as_with_it() -> None:
     assert short == run(Executor)
     assert short[0] is not None and short[0]["leaves"][0]["computed"] == "a:computed"
     assert len(short[1]) >= 6, short
+
+
+@strawberry.type
+class Inner:
+    n: int
+
+
+@strawberry.type
+class Thing:
+    name: str
+    inner: Inner
+
+    @strawberry.field
+    def counted(self) -> int:
+        CALLS.append(self.name)
+        return len(CALLS)
+
+
+CALLS: list[str] = []
+
+
+@strawberry.type
+class ThingQuery:
+    @strawberry.field
+    def thing(self, info: strawberry.Info) -> Thing | None:
+        thing: Thing | None = info.context["thing"]
+        return thing
+
+
+async def test_a_root_objects_completion_is_reused_only_when_it_reads_the_object_alone() -> None:
+    schema = strawberry.Schema(query=ThingQuery)
+    resolvers = basic_resolvers(schema)
+    plain = parse("{ thing { __typename name inner { n } } }")
+    computed = parse("{ thing { name counted } }")
+    store = CompletedObjects(shared=(Thing,))
+
+    def run(document: Any, thing: Any, kept: CompletedObjects = store) -> Any:
+        result = execute(
+            schema._schema,
+            document,
+            context_value={"thing": thing},
+            executor_class=QueryExecutor,
+            basic_resolvers=resolvers,
+            completed=kept,
+        )
+        assert not inspect.isawaitable(result)
+        return result
+
+    one = Thing(name="one", inner=Inner(n=1))
+    first, again = run(plain, one), run(plain, one)
+    assert first.data == {"thing": {"__typename": "Thing", "name": "one", "inner": {"n": 1}}}
+    assert again.data == first.data and again.data["thing"] is first.data["thing"], "reused"
+    # Another object (a changed row makes one) is completed anew.
+    two = Thing(name="two", inner=Inner(n=2))
+    assert run(plain, two).data == {
+        "thing": {"__typename": "Thing", "name": "two", "inner": {"n": 2}}
+    }
+    # A resolver in the subtree: completed every time, never kept.
+    CALLS.clear()
+    assert [run(computed, one).data["thing"]["counted"] for _ in range(3)] == [1, 2, 3]
+    # An error in the subtree: reported every time, never kept.
+    broken = Thing(name=None, inner=Inner(n=3))  # type: ignore[arg-type]
+    for _ in range(2):
+        result = run(plain, broken)
+        assert result.data == {"thing": None}
+        assert result.errors and "non-nullable" in result.errors[0].message
+    # Only objects of the shared types are kept (a fresh object each request would only
+    # fill the store).
+    other = CompletedObjects(shared=(Inner,))
+    field = plain.definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
+    run(plain, one, other)
+    assert other.get(field, one) is Undefined
+    assert store.get(field, one) is first.data["thing"]
+
+
+async def test_reused_completions_follow_the_row_and_the_variables(
+    app_server: RunningApp, county: str, engine: AsyncEngine
+) -> None:
+    submitted = await gql_data(
+        app_server.url,
+        "mutation($input: RunReportInput!) { runReport(input: $input) { id } }",
+        {"input": {"reportType": "SALES_RATIO_STUDY", "countyId": county}},
+    )
+    job_id = submitted["runReport"]["id"]
+    first, *again = await _twice(app_server, JOB, {"id": job_id}, {})
+    assert all(answer == first for answer in again)
+    async with engine.begin() as conn:
+        await conn.execute(
+            sql("UPDATE report_jobs SET progress_percent = 61.5 WHERE report_id = :i"),
+            {"i": job_id},
+        )
+    moved = await _twice(app_server, JOB, {"id": job_id}, {})
+    assert all('"percent":61.5' in body for _, body in moved), moved
+    # A directive makes the fields depend on the variables: such a document reuses nothing.
+    maybe = "query($id: ID!, $x: Boolean!) { job(id: $id) { id status @include(if: $x) } }"
+    for shown in (True, False, True):
+        answers = await _twice(app_server, maybe, {"id": job_id, "x": shown}, {})
+        assert all(('"status"' in body) is shown for _, body in answers), (shown, answers)
