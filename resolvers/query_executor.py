@@ -76,9 +76,10 @@ class CompletedObjects:
         return Undefined
 
     def keep(self, node: FieldNode, source: Any, value: Any) -> None:
-        if len(self._kept) >= self._size:
+        key = (id(node), id(source))
+        if key not in self._kept and len(self._kept) >= self._size:
             del self._kept[next(iter(self._kept))]
-        self._kept[(id(node), id(source))] = (node, source, value)
+        self._kept[key] = (node, source, value)
 
 
 class QueryExecutor(Executor[Any]):

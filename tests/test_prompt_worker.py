@@ -51,6 +51,25 @@ async def running(settings: Settings) -> AsyncIterator[list[PromptWorker]]:
         await worker.close()
 
 
+class Reads:
+    """Reads of the queue finished by any worker (arq's `_poll_iteration` returning)."""
+
+    count = 0
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    counter = Reads()
+    arqs_poll = Worker._poll_iteration
+
+    async def counted(self: Worker) -> None:
+        await arqs_poll(self)
+        counter.count += 1
+
+    monkeypatch.setattr(Worker, "_poll_iteration", counted)
+    return counter
+
+
 async def _main(worker: PromptWorker) -> asyncio.Task[None]:
     return asyncio.create_task(worker.main())
 
@@ -82,17 +101,8 @@ async def test_a_freed_slot_starts_the_next_queued_job_before_the_next_poll(
 
 
 async def test_an_idle_worker_reads_the_queue_once_per_poll_delay(
-    settings: Settings, running: list[PromptWorker], monkeypatch: pytest.MonkeyPatch
+    settings: Settings, running: list[PromptWorker], reads: Reads
 ) -> None:
-    reads = 0
-    arqs_poll = Worker._poll_iteration
-
-    async def counted(self: Worker) -> None:
-        nonlocal reads
-        reads += 1
-        await arqs_poll(self)
-
-    monkeypatch.setattr(Worker, "_poll_iteration", counted)
     worker = _worker(settings, Recorder(), poll_delay=0.25)
     running.append(worker)
     task = await _main(worker)
@@ -102,26 +112,17 @@ async def test_an_idle_worker_reads_the_queue_once_per_poll_delay(
         await task
     # 1.5 s at one read per 0.25 s is 6 or 7 reads (arq's own loop would make the same);
     # a worker that read again without a freed slot would make thousands.
-    assert 3 <= reads <= 8
+    assert 3 <= reads.count <= 8
 
 
 async def test_a_worker_stopped_as_a_slot_frees_stops(
-    settings: Settings, running: list[PromptWorker], monkeypatch: pytest.MonkeyPatch
+    settings: Settings, running: list[PromptWorker], reads: Reads
 ) -> None:
-    reads = 0
-    arqs_poll = Worker._poll_iteration
-
-    async def counted(self: Worker) -> None:
-        nonlocal reads
-        await arqs_poll(self)
-        reads += 1
-
-    monkeypatch.setattr(Worker, "_poll_iteration", counted)
     worker = _worker(settings, Recorder(), poll_delay=3600)
     running.append(worker)
     task = await _main(worker)
     async with asyncio.timeout(30):
-        while reads < 1:
+        while reads.count < 1:
             await asyncio.sleep(0.01)
     # From the end of the read to the wait for a freed slot there is no await that yields.
     await asyncio.sleep(0)
